@@ -1,0 +1,85 @@
+"""GLIDE: a text encoder and a U-Net, with the input variants for super-resolution and inpainting."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ModelConfig
+from .layers import timestep_embedding
+from .text_encoder import TextEncoder
+from .unet import UNet
+
+
+class TextEmbedding(NamedTuple):
+    """What the U-Net needs from a caption; computed once per sampling call, not once per step."""
+
+    pooled: torch.Tensor  # [B, 4*channels], added to the timestep embedding
+    tokens: torch.Tensor  # [B, width, context], attended to by every attention layer
+
+    def cat(self, other: "TextEmbedding") -> "TextEmbedding":
+        return TextEmbedding(torch.cat([self.pooled, other.pooled]), torch.cat([self.tokens, other.tokens]))
+
+    def repeat(self, n: int) -> "TextEmbedding":
+        return TextEmbedding(self.pooled.repeat_interleave(n, 0), self.tokens.repeat_interleave(n, 0))
+
+
+class GLIDE(nn.Module):
+    """eps and variance prediction: forward(x_t, t, text, ...) -> [B, 6, H, W] (eps | variance interpolation)."""
+
+    OFFICIAL_NAMES = {"text": "", "text_proj": "transformer_proj", "unet": ""}
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.text = TextEncoder(cfg.text) if cfg.text is not None else None
+        self.unet = UNet(cfg.unet, cfg.in_channels, cfg.out_channels, cfg.text.width if cfg.text else None)
+        self.text_proj = nn.Linear(cfg.text.width, self.unet.emb_dim) if cfg.text is not None else None
+
+    def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> TextEmbedding:
+        h = self.text(tokens, mask)
+        # GLIDE pools by taking the LAST position (often a padding position): its attention sees the caption.
+        return TextEmbedding(self.text_proj(h[:, -1]), h.transpose(1, 2))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        text: TextEmbedding | None = None,
+        *,
+        tokens: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        low_res: torch.Tensor | None = None,
+        inpaint_image: torch.Tensor | None = None,
+        inpaint_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x [B, 3, H, W] noisy image, t [B] ORIGINAL timesteps (0..T-1).
+
+        Give the caption either pre-encoded (`text`) or as `tokens`/`mask`. `inpaint_mask` is 1 where
+        the image is known (kept) and 0 where it is to be generated.
+        """
+        emb = self.unet.time_mlp(timestep_embedding(t, self.cfg.unet.channels))
+        text_tokens = None
+        if self.text is not None:
+            if text is None:
+                if tokens is None:
+                    raise ValueError("a text-conditional model needs `text` or `tokens`")
+                text = self.encode_text(tokens, mask)
+            emb = emb + text.pooled.to(emb.dtype)
+            text_tokens = text.tokens
+        h = x
+        if self.cfg.inpaint:
+            if inpaint_image is None:
+                inpaint_image = torch.zeros_like(x)
+            if inpaint_mask is None:
+                inpaint_mask = torch.zeros_like(x[:, :1])
+            h = torch.cat([h, inpaint_image * inpaint_mask, inpaint_mask], dim=1)
+        if self.cfg.super_res:
+            if low_res is None:
+                raise ValueError("a super-resolution model needs `low_res`")
+            h = torch.cat([h, F.interpolate(low_res, x.shape[2:], mode="bilinear", align_corners=False)], dim=1)
+        return self.unet(h, emb, text_tokens)

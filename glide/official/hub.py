@@ -1,0 +1,81 @@
+"""OpenAI's released GLIDE (filtered) checkpoints: where they live and a local cache for them.
+
+Files are fetched from OpenAI's public URLs (as glide-text2im does) into `$GLIDE_CACHE` (default
+`~/.cache/glide`). With no network, place the file there yourself: the error names the URL and path.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..errors import GlideError
+
+_ROOT = "https://openaipublic.blob.core.windows.net/diffusion/dec-2021/"
+URLS = {
+    "base": _ROOT + "base.pt",
+    "upsample": _ROOT + "upsample.pt",
+    "base-inpaint": _ROOT + "base_inpaint.pt",
+    "upsample-inpaint": _ROOT + "upsample_inpaint.pt",
+    "clip-image": _ROOT + "clip_image_enc.pt",
+    "clip-text": _ROOT + "clip_text_enc.pt",
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GLIDE_CACHE") or Path.home() / ".cache" / "glide")
+
+
+def official_file(name: str, download: bool = True) -> Path:
+    """Path to an official checkpoint file, downloading it once if needed."""
+    if name not in URLS:
+        raise GlideError(f"unknown official checkpoint {name!r}; choose one of {', '.join(URLS)}")
+    url = URLS[name]
+    path = cache_dir() / url.rsplit("/", 1)[1]
+    if path.is_file():
+        return path
+    if not download:
+        raise GlideError(f"official checkpoint {name!r} is not cached: download {url} to {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=30) as r:
+            total = int(r.headers.get("content-length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=path.name) as bar:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise GlideError(
+            f"could not download the official {name!r} checkpoint ({e.__class__.__name__}: {e}). "
+            f"Without network, download {url} elsewhere and put it at {path}"
+        ) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def converted_dir(name: str) -> Path:
+    """Where the converted (safetensors) copy of an official checkpoint is cached."""
+    return cache_dir() / f"official-{name}"
+
+
+def ensure_converted(name: str) -> Path:
+    """Convert the official checkpoint once into our format and return the model folder."""
+    out = converted_dir(name)
+    if (out / "model.safetensors").is_file():
+        return out
+    from .convert import convert_official
+
+    convert_official(official_file(name), name, out)
+    return out
+
+
+__all__ = ["URLS", "cache_dir", "official_file", "converted_dir", "ensure_converted"]

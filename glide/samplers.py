@@ -1,0 +1,110 @@
+"""Samplers: small functions that run a denoiser down a (respaced) diffusion schedule.
+
+A *denoiser* is any callable `(x_t, t) -> [B, 2C, H, W]` returning eps and the variance interpolation
+values, where `t` holds the ORIGINAL timesteps the model was trained on. Guidance wraps a denoiser
+(see `glide.guidance`); samplers know nothing about text, guidance or pipelines.
+
+A `cond_fn(x_t, t) -> grad log p(y | x_t)` adds gradient guidance (CLIP guidance): DDPM shifts the mean
+by variance * grad, DDIM shifts the score (Dhariwal & Nichol 2021, Alg. 1 and 2).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from .diffusion import Diffusion, PMeanVar
+from .errors import GlideError
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+CondFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def _step(denoiser: Denoiser, diffusion: Diffusion, x: torch.Tensor, i: int, clip_denoised: bool,
+          denoised_fn) -> tuple[torch.Tensor, PMeanVar]:
+    idx = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
+    out = denoiser(x, diffusion.model_timesteps(idx))
+    return idx, diffusion.p_mean_variance(out.float(), x, idx, clip_denoised, denoised_fn)
+
+
+def _indices(diffusion: Diffusion, progress: bool, desc: str):
+    steps = range(diffusion.num_timesteps - 1, -1, -1)
+    return tqdm(steps, desc=desc, leave=False, dynamic_ncols=True) if progress else steps
+
+
+def sample_ddpm(
+    denoiser: Denoiser,
+    diffusion: Diffusion,
+    x: torch.Tensor,
+    *,
+    clip_denoised: bool = True,
+    denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    cond_fn: CondFn | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
+) -> torch.Tensor:
+    """Ancestral sampling with the learned variance, starting from x = x_T."""
+    for i in _indices(diffusion, progress, "ddpm"):
+        idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
+        noise = _randn(x, generator)  # drawn after the model call, as the official sampler does
+        mean = out.mean
+        if cond_fn is not None:
+            mean = mean.float() + out.variance * cond_fn(x, diffusion.model_timesteps(idx)).float()
+        x = mean + (torch.exp(0.5 * out.log_variance) * noise if i > 0 else 0.0)
+        if callback is not None:
+            callback(i, x, out)
+    return x
+
+
+def sample_ddim(
+    denoiser: Denoiser,
+    diffusion: Diffusion,
+    x: torch.Tensor,
+    *,
+    eta: float = 0.0,
+    clip_denoised: bool = True,
+    denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    cond_fn: CondFn | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
+) -> torch.Tensor:
+    """DDIM (Song et al. 2021); eta=0 is deterministic, eta=1 matches DDPM's marginals."""
+    if eta < 0:
+        raise GlideError(f"eta must be >= 0, got {eta}")
+    for i in _indices(diffusion, progress, "ddim"):
+        idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
+        eps, x0 = out.eps, out.pred_xstart
+        if cond_fn is not None:
+            # Shift the score: eps <- eps - sqrt(1 - alpha_bar) * grad, then re-derive x_0.
+            grad = cond_fn(x, diffusion.model_timesteps(idx)).float()
+            eps = eps - diffusion.extract("sqrt_one_minus_alphas_cumprod", idx, x.ndim) * grad
+            x0 = diffusion.predict_xstart(x, idx, eps)
+        ab = diffusion.extract("alphas_cumprod", idx, x.ndim)
+        ab_prev = diffusion.extract("alphas_cumprod_prev", idx, x.ndim)
+        x = x0 * torch.sqrt(ab_prev)
+        if eta > 0 and i > 0:
+            sigma = eta * torch.sqrt((1 - ab_prev) / (1 - ab)) * torch.sqrt(1 - ab / ab_prev)
+            x = x + torch.sqrt(1 - ab_prev - sigma**2) * eps + sigma * _randn(x, generator)
+        else:
+            x = x + torch.sqrt(1 - ab_prev) * eps
+        if callback is not None:
+            callback(i, x, out)
+    return x
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim}
+
+
+def get_sampler(name: str):
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise GlideError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}") from None
