@@ -169,7 +169,7 @@ PRESETS: dict[str, ModelConfig] = {
     ),
     "small": ModelConfig(
         unet=UNetConfig(
-            image_size=64, channels=64, channel_mult=(1, 2, 3, 4), num_res_blocks=2,
+            image_size=64, channels=64, channel_mult=(1, 2, 3, 3), num_res_blocks=2,
             attention_resolutions=(16, 8), head_channels=32, dropout=0.1,
         ),
         text=TextConfig(context=32, width=256, layers=4, heads=4),

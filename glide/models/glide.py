@@ -39,6 +39,26 @@ class GLIDE(nn.Module):
         self.text = TextEncoder(cfg.text) if cfg.text is not None else None
         self.unet = UNet(cfg.unet, cfg.in_channels, cfg.out_channels, cfg.text.width if cfg.text else None)
         self.text_proj = nn.Linear(cfg.text.width, self.unet.emb_dim) if cfg.text is not None else None
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """ADM initialisation: every residual branch's last layer starts at zero, so each block starts as
+        the identity; the network's final conv too, so an untrained model predicts eps = 0."""
+        from .unet import Attention, ResBlock
+
+        for m in self.modules():
+            if isinstance(m, ResBlock):
+                nn.init.zeros_(m.conv2.weight), nn.init.zeros_(m.conv2.bias)
+            elif isinstance(m, Attention):
+                nn.init.zeros_(m.proj.weight), nn.init.zeros_(m.proj.bias)
+        nn.init.zeros_(self.unet.output_conv.weight), nn.init.zeros_(self.unet.output_conv.bias)
+        if self.text is not None:
+            std = self.cfg.text.width**-0.5
+            nn.init.normal_(self.text.token_embedding.weight, std=std)
+            nn.init.normal_(self.text.pos_embedding, std=0.01)
+            if self.text.pad_embedding is not None:
+                nn.init.normal_(self.text.pad_embedding, std=0.01)
 
     def encode_text(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> TextEmbedding:
         h = self.text(tokens, mask)

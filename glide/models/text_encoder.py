@@ -73,8 +73,8 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
-        self.pos_embedding = nn.Parameter(torch.randn(cfg.context, cfg.width) * 0.01)
-        self.pad_embedding = nn.Parameter(torch.randn(cfg.context, cfg.width) * 0.01) if cfg.padding_embedding else None
+        self.pos_embedding = nn.Parameter(torch.empty(cfg.context, cfg.width))
+        self.pad_embedding = nn.Parameter(torch.empty(cfg.context, cfg.width)) if cfg.padding_embedding else None
         self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads) for _ in range(cfg.layers))
         self.final_norm = LayerNorm(cfg.width) if cfg.final_ln else None
 

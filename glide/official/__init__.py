@@ -45,9 +45,12 @@ class OfficialModel(nn.Module):
 def load_model(state_dict: dict[str, torch.Tensor] | None = None, **options: Any) -> OfficialModel:
     """Build the model the official options describe and load an official-layout state dict (strict)."""
     cfg = config_from_options(**options)
-    model = GLIDE(cfg)
-    if state_dict is not None:
-        model.load_state_dict(from_official(model, state_dict, "state dict"))
+    if state_dict is None:
+        return OfficialModel(GLIDE(cfg)).eval()
+    with torch.device("meta"):  # no point initialising weights that are about to be replaced
+        model = GLIDE(cfg)
+    native = from_official(model, state_dict, "state dict")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in native.items()}, assign=True)
     return OfficialModel(model).eval()
 
 

@@ -1,0 +1,122 @@
+"""The `glide` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from .errors import GlideError
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _steps(s: str) -> str:
+    from .pipeline import parse_steps
+
+    try:
+        spec = parse_steps(s)
+        from .diffusion import space_timesteps
+
+        space_timesteps(1000, spec)
+    except GlideError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return spec
+
+
+def _out_paths(out: Path, n: int) -> list[Path]:
+    return [out.with_name(f"{out.stem}_{i:03d}{out.suffix or '.png'}") for i in range(n)]
+
+
+def cmd_sample(args) -> int:
+    from .images import grid, save_atomic
+    from .pipeline import Pipeline
+
+    if args.model is None:
+        raise GlideError("no model given and no bundled default model yet: pass --model DIR or --model official:base")
+    pipe = Pipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    if pipe.cfg.super_res:
+        raise GlideError(f"{args.model} is an upsampler; `glide sample` needs a base (64 px) model")
+    images = pipe(args.prompt, args.num_images, guidance_scale=args.guidance_scale, steps=args.steps,
+                  sampler=args.sampler, eta=args.eta, temperature=args.temperature, seed=args.seed,
+                  batch_size=args.batch_size, progress=not args.quiet)
+    out = Path(args.out)
+    save_atomic(grid(images), out)
+    if not args.no_individual:
+        for im, p in zip(images, _out_paths(out, len(images))):
+            save_atomic(im, p)
+    print(f"wrote {out} ({len(images)} image{'s' * (len(images) != 1)})")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from .official.convert import convert_official
+
+    options = None
+    if args.options:
+        try:
+            options = json.loads(Path(args.options).read_text())
+        except FileNotFoundError:
+            raise GlideError(f"options file not found: {args.options}") from None
+        except json.JSONDecodeError as e:
+            raise GlideError(f"{args.options} is not valid JSON ({e})") from None
+        if not isinstance(options, dict):
+            raise GlideError(f"{args.options} must hold a JSON object of official hyperparameters")
+    out = convert_official(args.checkpoint, args.kind, args.out, options)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="glide", description="GLIDE text-guided diffusion.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sample", help="generate images from a prompt")
+    s.add_argument("prompt", help='the caption ("" for unconditional samples)')
+    s.add_argument("--model", default=None, help="model folder, or official:base (downloaded once into the cache)")
+    s.add_argument("-n", "--num-images", type=_positive_int, default=4)
+    s.add_argument("--guidance-scale", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
+    s.add_argument("--steps", type=_steps, default="100", help="sampling steps, or a respacing like fast27 / ddim25")
+    s.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0 = deterministic)")
+    s.add_argument("--temperature", type=float, default=1.0, help="scale of the initial noise")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward batch")
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default fp32 on CPU, bf16 on CUDA")
+    s.add_argument("--out", default="samples.png", help="grid image; individual images go beside it")
+    s.add_argument("--no-individual", action="store_true", help="save only the grid")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_sample)
+
+    c = sub.add_parser("convert", help="convert an official GLIDE .pt checkpoint to a glide model folder")
+    c.add_argument("checkpoint")
+    c.add_argument("--kind", required=True, choices=["base", "upsample", "base-inpaint", "upsample-inpaint"])
+    c.add_argument("--options", help="JSON file of official hyperparameters, for checkpoints of another size")
+    c.add_argument("--out", required=True, help="output model folder")
+    c.set_defaults(func=cmd_convert)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    try:
+        return args.func(args)
+    except GlideError as e:
+        print(f"glide: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("glide: interrupted", file=sys.stderr)
+        return 130

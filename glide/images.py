@@ -1,0 +1,62 @@
+"""Conversions between image tensors in [-1, 1] and Pillow images, and sample grids."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3], rounded as the official notebooks do."""
+    return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def to_pil(x: torch.Tensor) -> list[Image.Image]:
+    return [Image.fromarray(a.numpy()) for a in to_uint8(x)]
+
+
+def from_pil(images: list[Image.Image] | Image.Image, size: int | None = None) -> torch.Tensor:
+    """Pillow images (any mode) -> [B, 3, H, W] float in [-1, 1]; resized (bicubic) when `size` is given."""
+    if isinstance(images, Image.Image):
+        images = [images]
+    arrays = []
+    for im in images:
+        im = im.convert("RGB")
+        if size is not None and im.size != (size, size):
+            im = im.resize((size, size), Image.BICUBIC)
+        arrays.append(np.asarray(im, dtype=np.float32))
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1
+
+
+def grid(images: list[Image.Image], cols: int | None = None, pad: int = 2) -> Image.Image:
+    n = len(images)
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    w, h = images[0].size
+    sheet = Image.new("RGB", (cols * w + (cols + 1) * pad, rows * h + (rows + 1) * pad), "white")
+    for k, im in enumerate(images):
+        r, c = divmod(k, cols)
+        sheet.paste(im, (pad + c * (w + pad), pad + r * (h + pad)))
+    return sheet
+
+
+def save_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
+    """Save so that `path` either holds the whole image or does not exist."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,49 @@
+"""Tiny random checkpoints in the official layout, for end-to-end tests."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from glide import official
+
+# A tiny text2im network in official hyperparameter names (GPT-2 vocabulary, like the real ones).
+TINY_OPTIONS = dict(
+    image_size=32, num_channels=32, num_res_blocks=1, channel_mult="1,2", attention_resolutions="16",
+    num_head_channels=32, text_ctx=16, xf_width=32, xf_layers=1, xf_heads=2, dropout=0.0,
+)
+
+
+def randomize(model: torch.nn.Module, seed: int) -> None:
+    """Random weights everywhere (the default init zeroes output layers, which makes outputs trivial)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 1:
+                base = 1.0 if "norm" in name and name.endswith("weight") else 0.0
+                p.copy_(base + 0.05 * torch.randn(p.shape, generator=g))
+            else:
+                fan_in = p[0].numel() if p.ndim > 1 else 1
+                p.copy_(torch.randn(p.shape, generator=g) / fan_in**0.5)
+
+
+def make_official_checkpoint(path: Path, options: dict = TINY_OPTIONS, seed: int = 0, **extra) -> Path:
+    opts = {**options, **extra}
+    model = official.load_model(None, **opts)
+    randomize(model, seed)
+    torch.save(model.official_state_dict(), path)
+    return path
+
+
+def write_options(path: Path, options: dict = TINY_OPTIONS) -> Path:
+    path.write_text(json.dumps(options))
+    return path
+
+
+def run_cli(*args, cwd=None, check=False) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, "-m", "glide", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    if check and p.returncode != 0:
+        raise AssertionError(f"glide {' '.join(map(str, args))} failed:\n{p.stdout}\n{p.stderr}")
+    return p

@@ -1,0 +1,103 @@
+"""Properties of schedules, respacing, the diffusion maths, samplers and guidance."""
+
+import numpy as np
+import pytest
+import torch
+
+from glide.diffusion import Diffusion, beta_schedule, space_timesteps
+from glide.errors import GlideError
+from glide import guidance
+from glide.samplers import sample_ddim, sample_ddpm
+
+
+@pytest.mark.parametrize("name", ["linear", "squaredcos_cap_v2"])
+def test_schedule_properties(name):
+    betas = beta_schedule(name, 1000)
+    assert betas.dtype == np.float64 and betas.shape == (1000,)
+    assert (betas > 0).all() and (betas <= 0.999).all()
+    ac = Diffusion(betas).alphas_cumprod
+    assert (np.diff(ac) < 0).all()
+    assert ac[0] > 0.99 and ac[-1] < 0.01
+
+
+@pytest.mark.parametrize("spec", ["100", "50", "27", "10,10,3,2,2", "ddim25", "fast27", "7"])
+def test_respacing_keeps_alpha_bar(spec):
+    base = Diffusion(beta_schedule("squaredcos_cap_v2"))
+    d = base.respace(spec)
+    assert d.timesteps == sorted(d.timesteps)
+    np.testing.assert_allclose(d.alphas_cumprod, base.alphas_cumprod[d.timesteps], rtol=1e-6)
+
+
+def test_respacing_special_cases():
+    assert space_timesteps(1000, "ddim25") == list(range(0, 1000, 40))  # 999 not included
+    f = space_timesteps(1000, "fast27")
+    assert len(f) == 27 and 999 not in f and 997 in f
+    assert space_timesteps(1000, "") == list(range(1000))
+    assert len(space_timesteps(1000, "100")) == 100 and space_timesteps(1000, "100")[-1] == 999
+    for bad in ("ddim7777", "-3", "abc", "2000", "0"):
+        with pytest.raises(GlideError):
+            space_timesteps(1000, bad)
+
+
+def test_q_sample_and_posterior_consistency():
+    d = Diffusion(beta_schedule("linear"))
+    x0 = torch.rand(4, 3, 8, 8) * 2 - 1
+    noise = torch.randn_like(x0)
+    i = torch.tensor([0, 10, 500, 999])
+    xt = d.q_sample(x0, i, noise)
+    torch.testing.assert_close(d.predict_xstart(xt, i, noise), x0, atol=2e-3, rtol=0)
+    torch.testing.assert_close(d.predict_eps(xt, i, x0), noise, atol=2e-3, rtol=0)
+
+
+def _oracle(x0):
+    """A denoiser that knows the data is the single image x0 (its optimal eps), learned variance 0."""
+    def denoise(xt, t):
+        d = _oracle.d
+        i = torch.searchsorted(torch.tensor(d.timesteps), t)
+        eps = d.predict_eps(xt, i, x0.expand_as(xt))
+        return torch.cat([eps, torch.zeros_like(eps)], 1)
+    return denoise
+
+
+@pytest.mark.parametrize("sampler", [sample_ddpm, sample_ddim])
+def test_samplers_reach_the_data(sampler):
+    d = Diffusion(beta_schedule("squaredcos_cap_v2")).respace("20")
+    _oracle.d = d
+    x0 = torch.rand(1, 3, 8, 8) * 1.6 - 0.8
+    g = torch.Generator().manual_seed(0)
+    out = sampler(_oracle(x0), d, torch.randn(2, 3, 8, 8, generator=g), generator=g)
+    torch.testing.assert_close(out, x0.expand_as(out), atol=1e-3, rtol=0)
+
+
+def test_ddim_is_deterministic_and_ddpm_seeded():
+    d = Diffusion(beta_schedule("linear")).respace("10")
+    _oracle.d = d
+    x0 = torch.zeros(1, 3, 4, 4)
+
+    def noisy(xt, t):  # a denoiser whose answer depends on x_t, so noise matters
+        return torch.cat([torch.tanh(xt), torch.zeros_like(xt)], 1)
+
+    x = torch.randn(2, 3, 4, 4)
+    a = sample_ddpm(noisy, d, x, generator=torch.Generator().manual_seed(1))
+    b = sample_ddpm(noisy, d, x, generator=torch.Generator().manual_seed(1))
+    c = sample_ddpm(noisy, d, x, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(sample_ddim(noisy, d, x), sample_ddim(noisy, d, x))
+
+
+def test_classifier_free_guidance_formula():
+    calls = []
+
+    def model(x, t, text=None):
+        calls.append(len(x))
+        return torch.cat([x * text[:, None, None, None], x * 0 + text[:, None, None, None]], 1)
+
+    x, t = torch.ones(2, 3, 2, 2), torch.tensor([5, 5])
+    cond, uncond = {"text": torch.tensor([3.0, 3.0])}, {"text": torch.tensor([1.0, 1.0])}
+    out = guidance.classifier_free(model, cond, uncond, 2.5)(x, t)
+    assert calls == [4]  # one batched forward for both halves
+    torch.testing.assert_close(out[:, :3], torch.full((2, 3, 2, 2), 1 + 2.5 * (3 - 1)))
+    torch.testing.assert_close(out[:, 3:], torch.full((2, 3, 2, 2), 3.0))  # conditional variance
+    calls.clear()
+    torch.testing.assert_close(guidance.classifier_free(model, cond, uncond, 1.0)(x, t), model(x, t, **cond))
+    assert calls[0] == 2  # scale 1 skips the unconditional half
