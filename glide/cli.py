@@ -77,6 +77,49 @@ def cmd_convert(args) -> int:
     return 0
 
 
+TRAIN_FLAGS = {  # flag -> TrainConfig field; flags override the config file
+    "preset": "preset", "kind": "kind", "data": "data", "out": "out", "max_steps": "max_steps",
+    "batch_size": "batch_size", "microbatch": "microbatch", "lr": "lr", "checkpoint_every": "checkpoint_every",
+    "seed": "seed", "sample_every": "sample_every", "ema_rate": "ema_rate", "precision": "precision",
+    "init_from": "init_from", "init_kind": "init_kind", "workers": "workers",
+}
+
+
+def cmd_train(args) -> int:
+    from .training import TrainConfig, train
+    from .training.config import load_toml
+
+    values: dict = {}
+    if args.config:
+        values.update(load_toml(args.config))
+    elif args.resume and args.out and (Path(args.out) / "config.json").is_file():
+        values.update(json.loads((Path(args.out) / "config.json").read_text())["train"])
+    for flag, field in TRAIN_FLAGS.items():
+        v = getattr(args, flag)
+        if v is not None:
+            values[field] = v
+    for item in args.set or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise GlideError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    cfg = TrainConfig.from_dict(values, where=args.config or "options")
+    last = train(cfg, resume=args.resume)
+    print(f"done: {last}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .training import export_run
+
+    out = export_run(args.run_dir, args.out, raw=args.raw, step=args.step)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="glide", description="GLIDE text-guided diffusion.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -105,6 +148,35 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--options", help="JSON file of official hyperparameters, for checkpoints of another size")
     c.add_argument("--out", required=True, help="output model folder")
     c.set_defaults(func=cmd_convert)
+
+    t = sub.add_parser("train", help="train a model (any kind); launch with torchrun for several processes")
+    t.add_argument("config", nargs="?", help="TOML config (see configs/); flags override it")
+    t.add_argument("--preset")
+    t.add_argument("--kind", choices=["text2im", "superres", "inpaint", "superres-inpaint", "clip"])
+    t.add_argument("--data", help="image folder, .jsonl manifest, .npz arrays, or WebDataset .tar shards")
+    t.add_argument("--out", help="run folder (checkpoints, samples, metrics.jsonl)")
+    t.add_argument("--max-steps", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int, help="global batch size")
+    t.add_argument("--microbatch", type=_positive_int, help="per-process micro-batch (gradient accumulation)")
+    t.add_argument("--lr", type=float)
+    t.add_argument("--checkpoint-every", type=_positive_int)
+    t.add_argument("--sample-every", type=int)
+    t.add_argument("--ema-rate", type=float)
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    t.add_argument("--init-from", help="fine-tune from a model folder or an official .pt")
+    t.add_argument("--init-kind", help="official kind of --init-from .pt (base, upsample, ...)")
+    t.add_argument("--workers", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other config key (JSON value)")
+    t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="turn a training run's checkpoint into a model folder")
+    e.add_argument("run_dir")
+    e.add_argument("--out", required=True)
+    e.add_argument("--raw", action="store_true", help="export the online weights instead of the EMA")
+    e.add_argument("--step", type=int, default=None, help="a specific checkpoint step (default: latest)")
+    e.set_defaults(func=cmd_export)
     return p
 
 

@@ -104,7 +104,10 @@ class Pipeline:
             emb = self.model.encode_text(tokens.to(self.device), mask.to(self.device))
         return TextEmbedding(*(t.float() for t in emb))
 
-    def diffusion(self, steps: int | str) -> Diffusion:
+    def diffusion(self, steps: int | str | Diffusion) -> Diffusion:
+        """The respaced process for a step count or respacing spec (a Diffusion passes through)."""
+        if isinstance(steps, Diffusion):
+            return steps
         return self.base_diffusion.respace(parse_steps(steps))
 
     def _model_fn(self):
@@ -128,7 +131,7 @@ class Pipeline:
         prompts: Sequence[str],
         *,
         guidance_scale: float = 3.0,
-        steps: int | str = 100,
+        steps: int | str | Diffusion = 100,
         sampler: str = "ddpm",
         eta: float = 0.0,
         temperature: float = 1.0,

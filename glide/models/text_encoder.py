@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..config import TextConfig
 from .layers import LayerNorm
@@ -72,6 +73,7 @@ class TextEncoder(nn.Module):
     def __init__(self, cfg: TextConfig):
         super().__init__()
         self.cfg = cfg
+        self.grad_checkpointing = False
         self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
         self.pos_embedding = nn.Parameter(torch.empty(cfg.context, cfg.width))
         self.pad_embedding = nn.Parameter(torch.empty(cfg.context, cfg.width)) if cfg.padding_embedding else None
@@ -86,7 +88,10 @@ class TextEncoder(nn.Module):
                 raise ValueError("this text encoder needs the token mask (padding embedding)")
             x = torch.where(mask[..., None], x, self.pad_embedding[None].to(x.dtype))
         for block in self.blocks:
-            x = block(x)
+            if self.grad_checkpointing and self.training:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..config import UNetConfig
 from .layers import GroupNorm32
@@ -155,6 +156,7 @@ class UNet(nn.Module):
     def __init__(self, cfg: UNetConfig, in_channels: int, out_channels: int, text_width: int | None):
         super().__init__()
         self.cfg = cfg
+        self.grad_checkpointing = False
         ch0 = cfg.channels
         emb_dim = 4 * ch0
         self.emb_dim = emb_dim
@@ -210,13 +212,18 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, in, H, W], emb [B, 4*channels] (already includes time and pooled text), text [B, width, L]."""
+        def run(stage, *args):
+            if self.grad_checkpointing and self.training:  # recompute activations in backward: less memory
+                return checkpoint(stage, *args, use_reentrant=False)
+            return stage(*args)
+
         h = self.input_conv(x)
         skips = [h]
         for stage in self.down:
-            h = stage(h, emb, text)
+            h = run(stage, h, emb, text)
             skips.append(h)
         res1, attn, res2 = self.middle
         h = res2(attn(res1(h, emb), text), emb)
         for stage in self.up:
-            h = stage(torch.cat([h, skips.pop()], dim=1), emb, text)
+            h = run(stage, torch.cat([h, skips.pop()], dim=1), emb, text)
         return self.output_conv(F.silu(self.output_norm(h)))

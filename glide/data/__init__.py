@@ -1,0 +1,1 @@
+"""Training data: image-caption sources, batching, masks, and the emoji dataset."""

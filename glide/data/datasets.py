@@ -1,0 +1,197 @@
+"""Image-caption sources, all read the same way: `len(ds)` items, `ds.load(i)` -> (uint8 [S, S, 3], captions).
+
+- a folder of images with same-named `.txt` captions (`cat.png` + `cat.txt`);
+- a JSONL manifest of `{"image": path, "caption": text}` lines (paths relative to the manifest);
+- our compact `.npz` arrays (from `glide data emoji`);
+- WebDataset tar shards (`*.tar`, read with the `webdataset` library; streamed, see `WebDatasetSource`).
+
+Decoding is Pillow, RGB: transparent images are composited on a background colour (white by default),
+then resized (shorter side) and center-cropped to the model resolution. A file that cannot be decoded
+raises `BadImage`; the loader skips and counts it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image, ImageColor
+
+from ..errors import GlideError
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+class BadImage(Exception):
+    """An unreadable or corrupt image."""
+
+
+def decode_image(data: bytes | str | os.PathLike | Image.Image, size: int, background: str = "white") -> np.ndarray:
+    """Any image -> uint8 [size, size, 3]: composite transparency, resize the short side, center-crop."""
+    try:
+        if isinstance(data, Image.Image):
+            im = data
+        else:
+            im = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+        im.load()
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            bg = Image.new("RGBA", im.size, ImageColor.getrgb(background) + (255,))
+            im = Image.alpha_composite(bg, im)
+        if im.mode == "I;16" or im.mode == "I":
+            im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))
+        im = im.convert("RGB")
+    except Exception as e:  # Pillow raises many kinds of errors for broken files
+        raise BadImage(str(e)) from None
+    w, h = im.size
+    scale = size / min(w, h)
+    if scale != 1:
+        im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC, reducing_gap=3.0)
+    w, h = im.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+class FolderSource:
+    """image files with same-named .txt captions (images without a caption file get the empty caption)."""
+
+    def __init__(self, root: Path, size: int, background: str = "white"):
+        self.size, self.background = size, background
+        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+        if not self.files:
+            raise GlideError(f"no images found in {root}")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, i: int) -> tuple[np.ndarray, list[str]]:
+        p = self.files[i]
+        txt = p.with_suffix(".txt")
+        caption = txt.read_text(encoding="utf-8").strip() if txt.is_file() else ""
+        return decode_image(p, self.size, self.background), [caption]
+
+
+class JsonlSource:
+    """A JSONL manifest of {"image": path, "caption": text[, "captions_alt": [...]][, "split": ...]}."""
+
+    def __init__(self, manifest: Path, size: int, background: str = "white", splits: Sequence[str] | None = ("train",)):
+        self.size, self.background = size, background
+        self.root = manifest.parent
+        rows = []
+        with open(manifest, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    row["image"], row["caption"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise GlideError(f"{manifest}:{n}: expected a JSON object with 'image' and 'caption'") from None
+                if splits is None or row.get("split", "train") in splits:
+                    rows.append(row)
+        if not rows:
+            raise GlideError(f"{manifest} has no usable rows")
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def load(self, i: int) -> tuple[np.ndarray, list[str]]:
+        row = self.rows[i]
+        captions = [row["caption"], *row.get("captions_alt", [])]
+        return decode_image(self.root / row["image"], self.size, self.background), captions
+
+
+class NpzSource:
+    """Our compact array file: `images` uint8 [N, S, S, 3], `captions`, optional `captions_alt` and `split`."""
+
+    def __init__(self, path: Path, size: int, splits: Sequence[str] | None = ("train",)):
+        with np.load(path, allow_pickle=False) as z:
+            images = z["images"]
+            captions = [str(c) for c in z["captions"]]
+            alt = json.loads(str(z["captions_alt"])) if "captions_alt" in z.files else [[] for _ in captions]
+            split = [str(s) for s in z["split"]] if "split" in z.files else ["train"] * len(captions)
+        keep = [i for i, s in enumerate(split) if splits is None or s in splits]
+        if not keep:
+            raise GlideError(f"{path} has no images in split(s) {list(splits or [])}")
+        self.images = images[keep]
+        self.captions = [[captions[i], *alt[i]] for i in keep]
+        self.stored_size = int(images.shape[1])
+        if self.stored_size < size:
+            raise GlideError(f"{path} holds {self.stored_size} px images but the model trains at {size} px; "
+                             f"build the data at {size} px (e.g. glide data emoji --size {size})")
+        if self.stored_size != size:
+            # Resize once up front; arrays are meant to be stored at the training resolution.
+            self.images = np.stack([decode_image(Image.fromarray(im), size) for im in self.images])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, i: int) -> tuple[np.ndarray, list[str]]:
+        return self.images[i], self.captions[i]
+
+
+class WebDatasetSource:
+    """WebDataset tar shards, streamed: each sample needs an image (png/jpg/webp) and a `txt` caption.
+
+    Shards are split between ranks (and shuffled per epoch by the seed); there is no random access,
+    so resuming skips the samples already consumed in the current epoch.
+    """
+
+    streaming = True
+
+    def __init__(self, shards: list[str], size: int, background: str = "white"):
+        try:
+            import webdataset  # noqa: F401
+        except ImportError:
+            raise GlideError("WebDataset shards need the `webdataset` package: pip install webdataset") from None
+        self.shards, self.size, self.background = shards, size, background
+
+    def __len__(self) -> int:
+        return 0  # unknown
+
+    def iterate(self, seed: int, epoch: int, rank: int, world: int) -> Iterator[tuple[bytes | None, list[str]]]:
+        import webdataset as wds
+
+        order = np.random.default_rng([seed, epoch]).permutation(len(self.shards))
+        mine = [self.shards[i] for i in order[rank::world]]
+        for sample in wds.WebDataset(mine, shardshuffle=False, empty_check=False):
+            img = next((sample[k] for k in ("png", "jpg", "jpeg", "webp") if k in sample), None)
+            cap = sample.get("txt", b"")
+            yield img, [cap.decode("utf-8") if isinstance(cap, bytes) else str(cap)]
+
+
+def open_source(path: str | os.PathLike, size: int, background: str = "white",
+                splits: Sequence[str] | None = ("train",)):
+    """Pick the source type from the path: folder, .jsonl, .npz, or .tar shard(s) (a glob or a folder of them)."""
+    spec = str(path)
+    if any(ch in spec for ch in "*?[") or spec.endswith(".tar"):
+        import glob
+
+        shards = sorted(glob.glob(spec))
+        if not shards:
+            raise GlideError(f"no WebDataset shards match {spec}")
+        return WebDatasetSource(shards, size, background)
+    p = Path(spec)
+    if not p.exists():
+        raise GlideError(f"data not found: {p}")
+    if p.is_dir():
+        tars = sorted(p.glob("*.tar"))
+        if tars and not any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir()):
+            return WebDatasetSource([str(t) for t in tars], size, background)
+        arrays = p / f"emoji_{size}.npz"  # the compact form `glide data emoji` writes: fastest to load
+        if arrays.is_file():
+            return NpzSource(arrays, size, splits)
+        manifest = p / "manifest.jsonl"
+        if manifest.is_file():
+            return JsonlSource(manifest, size, background, splits)
+        return FolderSource(p, size, background)
+    if p.suffix == ".jsonl":
+        return JsonlSource(p, size, background, splits)
+    if p.suffix == ".npz":
+        return NpzSource(p, size, splits)
+    raise GlideError(f"unsupported data path {p}: give a folder, a .jsonl manifest, an .npz file or .tar shards")

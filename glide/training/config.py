@@ -1,0 +1,128 @@
+"""Training configuration: one typed dataclass, read from TOML, overridden by command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import KINDS, PRESETS, ModelConfig, get_preset
+from ..errors import GlideError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    preset: str = "small"
+    kind: str = "text2im"  # text2im | superres | inpaint | superres-inpaint | clip
+    model: dict[str, Any] = field(default_factory=dict)  # overrides of the preset, e.g. {unet = {dropout = 0.0}}
+    init_from: str | None = None  # fine-tune: a model folder, or an official .pt (with init_kind)
+    init_kind: str | None = None  # official kind of init_from when it is a .pt: base, upsample, ...
+    init_options: dict[str, Any] = field(default_factory=dict)  # official hyperparameters of init_from
+    # data
+    data: str = ""
+    background: str = "white"  # RGBA images are composited on this
+    hflip: bool = False  # off by default: captions can name a side
+    caption_dropout: float = 0.2  # share of empty captions, for classifier-free guidance
+    alt_caption_prob: float = 0.0  # chance of using an alternative caption when the data has them
+    p_unmasked: float = 0.25  # inpainting kinds: share of examples with nothing known (plain text2im)
+    workers: int = 2  # image-decoding threads
+    # optimisation
+    max_steps: int = 10_000
+    batch_size: int = 32  # global batch (all processes)
+    microbatch: int = 0  # per-process micro-batch for gradient accumulation; 0 = no accumulation
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 200
+    lr_schedule: str = "constant"  # constant | cosine (after warmup)
+    grad_clip: float = 1.0
+    ema_rate: float = 0.9999  # 0 disables the EMA
+    vlb_weight: float = 0.001  # lambda of the hybrid loss
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    grad_checkpointing: bool = False
+    compile: bool = False
+    fsdp: bool = False  # shard parameters (for glide-3.5b); otherwise DDP when launched with torchrun
+    seed: int = 0
+    # outputs
+    out: str = ""
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    sample_every: int = 0  # 0 = never
+    sample_prompts: list[str] = field(default_factory=lambda: ["a red apple", "a smiling face with sunglasses"])
+    sample_steps: int = 25
+    sample_guidance: float = 3.0
+    tensorboard: bool = False
+
+    def model_config(self) -> ModelConfig:
+        base = get_preset(self.preset)
+        if self.kind == "clip":
+            return base
+        cfg = base.with_kind(self.kind)
+        if cfg.super_res and not cfg.low_res_size:
+            cfg = cfg.replace(low_res_size=cfg.unet.image_size // 4)
+        if self.model:
+            d = cfg.to_dict()
+            for k, v in self.model.items():
+                if k not in d:
+                    raise GlideError(f"unknown model key {k!r} in [model]")
+                if isinstance(v, dict) and isinstance(d[k], dict):
+                    d[k] = {**d[k], **v}
+                else:
+                    d[k] = v
+            cfg = ModelConfig.from_dict(d)
+        return cfg.validate()
+
+    def validate(self) -> "TrainConfig":
+        if self.kind not in (*KINDS, "clip"):
+            raise GlideError(f"unknown kind {self.kind!r}; choose one of {', '.join((*KINDS, 'clip'))}")
+        if self.preset not in PRESETS and self.kind != "clip":
+            raise GlideError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if not self.data:
+            raise GlideError("no training data given (--data PATH)")
+        if not self.out:
+            raise GlideError("no run folder given (--out RUN_DIR)")
+        for name in ("max_steps", "batch_size", "checkpoint_every", "keep_checkpoints", "log_every"):
+            if getattr(self, name) <= 0:
+                raise GlideError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.microbatch < 0:
+            raise GlideError("microbatch must be >= 0")
+        if not 0 <= self.caption_dropout <= 1:
+            raise GlideError("caption_dropout must be in [0, 1]")
+        if not 0 <= self.ema_rate < 1:
+            raise GlideError("ema_rate must be in [0, 1)")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise GlideError("precision must be auto, fp32 or bf16")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise GlideError("lr_schedule must be constant or cosine")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "config") -> "TrainConfig":
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = [k for k in d if k not in names]
+        if unknown:
+            raise GlideError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid keys: {', '.join(names)}")
+        d = {k: tuple(v) if k == "adam_betas" else v for k, v in d.items()}
+        return cls(**d)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise GlideError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise GlideError(f"{path} is not valid TOML ({e})") from None

@@ -1,0 +1,146 @@
+"""Training checkpoints: everything needed to continue a run exactly, written atomically.
+
+    RUN_DIR/checkpoints/step_00001000/
+        model.safetensors      online weights (our names, fp32)
+        ema.safetensors        EMA weights (absent when the EMA is off)
+        optimizer.safetensors  optimizer tensors, plus optimizer.json for the rest of its state
+        state.json             step, config, LR, and per-rank data position and RNG states
+
+A checkpoint is built in a temporary folder and renamed into place, so a crash never leaves a
+half-written one; the last `keep` are kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import GlideError
+
+STEP_DIR = re.compile(r"^step_(\d{8})$")
+
+
+def _tensors(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+
+
+def rng_to_str(state: torch.Tensor) -> str:
+    return base64.b64encode(state.cpu().numpy().tobytes()).decode()
+
+
+def rng_from_str(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8).clone()
+
+
+def optimizer_to_files(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "state": {}}
+    for pid, st in sd["state"].items():
+        meta["state"][str(pid)] = {}
+        for name, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{pid}.{name}"] = v
+                meta["state"][str(pid)][name] = "tensor"
+            else:
+                meta["state"][str(pid)][name] = v
+    return _tensors(tensors), meta
+
+
+def optimizer_from_files(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state = {}
+    for pid, st in meta["state"].items():
+        state[int(pid)] = {name: tensors[f"{pid}.{name}"] if v == "tensor" else v for name, v in st.items()}
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    d = Path(run_dir) / "checkpoints"
+    if not d.is_dir():
+        return []
+    return sorted((p for p in d.iterdir() if STEP_DIR.match(p.name) and (p / "state.json").is_file()),
+                  key=lambda p: int(STEP_DIR.match(p.name).group(1)))
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def begin_checkpoint(run_dir: Path, step: int) -> Path:
+    """A fresh temporary folder beside the final one (same filesystem, so the rename is atomic)."""
+    d = Path(run_dir) / "checkpoints"
+    d.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=d))
+
+
+def write_weights(tmp: Path, model_sd: dict, ema_sd: dict | None, opt: torch.optim.Optimizer | None) -> None:
+    save_file(_tensors(model_sd), str(tmp / "model.safetensors"))
+    if ema_sd is not None:
+        save_file(_tensors(ema_sd), str(tmp / "ema.safetensors"))
+    if opt is not None:
+        tensors, meta = optimizer_to_files(opt)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "optimizer.json").write_text(json.dumps(meta))
+
+
+def write_rank_state(tmp: Path, rank: int, state: dict[str, Any]) -> None:
+    (tmp / f"rank{rank}.json").write_text(json.dumps(state))
+
+
+def finish_checkpoint(tmp: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    final = tmp.parent / f"step_{step:08d}"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in list_checkpoints(tmp.parent.parent)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    for stale in tmp.parent.glob(".step_*"):  # temporaries of crashed writes
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def read_checkpoint(ckpt: Path) -> dict[str, Any]:
+    state = json.loads((ckpt / "state.json").read_text())
+    out = {"state": state, "model": load_file(str(ckpt / "model.safetensors"))}
+    if (ckpt / "ema.safetensors").is_file():
+        out["ema"] = load_file(str(ckpt / "ema.safetensors"))
+    if (ckpt / "optimizer.safetensors").is_file():
+        out["optimizer"] = optimizer_from_files(load_file(str(ckpt / "optimizer.safetensors")),
+                                                json.loads((ckpt / "optimizer.json").read_text()))
+    out["ranks"] = {int(p.stem[4:]): json.loads(p.read_text()) for p in ckpt.glob("rank*.json")}
+    return out
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, raw: bool = False, step: int | None = None) -> Path:
+    """Turn a run's latest checkpoint into a model folder that `glide sample --model` reads."""
+    from ..checkpoint import save_model_dir
+    from ..config import ModelConfig
+
+    run_dir = Path(run_dir)
+    ckpts = list_checkpoints(run_dir)
+    if not ckpts:
+        raise GlideError(f"no checkpoints in {run_dir}")
+    ckpt = ckpts[-1] if step is None else next((c for c in ckpts if c.name == f"step_{step:08d}"), None)
+    if ckpt is None:
+        raise GlideError(f"no checkpoint for step {step} in {run_dir}")
+    state = json.loads((ckpt / "state.json").read_text())
+    which = "model" if raw or not (ckpt / "ema.safetensors").is_file() else "ema"
+    sd = load_file(str(ckpt / f"{which}.safetensors"))
+    meta = {"source": {"run": str(run_dir), "step": state["step"], "weights": which}}
+    if state.get("kind") == "clip":
+        from ..clip.io import save_clip_dir
+
+        return save_clip_dir(out, sd, state["model_config"], meta=meta)
+    cfg = ModelConfig.from_dict(state["model_config"])
+    return save_model_dir(out, sd, cfg, preset=state.get("preset"), meta=meta)

@@ -1,0 +1,352 @@
+"""The GLIDE training loop, for every model kind, from one CPU to many GPUs (torchrun + DDP).
+
+One step: take a batch, drop 20% of captions (classifier-free guidance), build the kind's extra inputs
+(low-res image, inpainting mask), noise the images at uniform random timesteps, and minimise the hybrid
+loss (eps MSE + lambda * VLB). AdamW with warmup and gradient clipping; EMA of the weights; bf16 autocast
+on CUDA. Checkpoints hold everything needed to continue bit-exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..config import ModelConfig
+from ..data.datasets import open_source
+from ..data.loader import BatchStream, Position
+from ..data.masks import random_masks
+from ..diffusion import Diffusion
+from ..diffusion.losses import hybrid_loss
+from ..errors import GlideError
+from ..models import GLIDE
+from ..text import get_tokenizer
+from . import state as ckpt_io
+from .config import TrainConfig
+from .distributed import Distributed
+
+
+def init_weights(cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """Starting weights for fine-tuning, adapted to the target kind (new input channels start at zero)."""
+    from ..checkpoint import read_model_dir, read_official_checkpoint
+
+    src = Path(cfg.init_from)
+    if src.is_dir():
+        src_cfg, sd, _ = read_model_dir(src)
+    else:
+        from ..official.convert import kind_config, official_to_native
+
+        if not cfg.init_kind:
+            raise GlideError("init_from is an official checkpoint: set init_kind (base, upsample, base-inpaint, ...)")
+        src_cfg, _ = kind_config(cfg.init_kind, cfg.init_options)
+        sd = official_to_native(read_official_checkpoint(src), src_cfg, src.name)
+    return adapt_inputs(sd, src_cfg, model_cfg), src_cfg
+
+
+def adapt_inputs(sd: dict[str, torch.Tensor], src: ModelConfig, dst: ModelConfig) -> dict[str, torch.Tensor]:
+    """Map the first convolution's input channels from one kind to another; channels the source lacks
+    (the inpainting image and mask, or the low-res image) get zero weights, as GLIDE did for inpainting."""
+    key = "unet.input_conv.weight"
+    w = sd[key]
+
+    def layout(c: ModelConfig) -> dict[str, slice]:
+        parts, at = {}, 0
+        for name, n in (("x", 3), ("inpaint", 4 if c.inpaint else 0), ("low_res", 3 if c.super_res else 0)):
+            parts[name] = slice(at, at + n)
+            at += n
+        return parts
+
+    if w.shape[1] == dst.in_channels and src.kind == dst.kind:
+        return sd
+    s, d = layout(src), layout(dst)
+    new = torch.zeros(w.shape[0], dst.in_channels, *w.shape[2:], dtype=w.dtype)
+    for name in ("x", "inpaint", "low_res"):
+        n = min(s[name].stop - s[name].start, d[name].stop - d[name].start)
+        if n:
+            new[:, d[name].start : d[name].start + n] = w[:, s[name].start : s[name].start + n]
+    return {**sd, key: new}
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg.validate()
+        self.dist = Distributed.from_env()
+        self.device = self.dist.device
+        self.run_dir = Path(cfg.out)
+        self.resume = resume
+        torch.manual_seed(cfg.seed + self.dist.rank)
+
+        ckpt = ckpt_io.latest_checkpoint(self.run_dir) if resume else None
+        if resume and ckpt is None:
+            raise GlideError(f"--resume: no checkpoint in {self.run_dir}")
+        if not resume and ckpt_io.latest_checkpoint(self.run_dir) is not None:
+            raise GlideError(f"{self.run_dir} already has checkpoints: pass --resume to continue, or choose a new --out")
+        saved = ckpt_io.read_checkpoint(ckpt) if ckpt else None
+
+        # The model. A resumed run rebuilds exactly the saved architecture.
+        if saved:
+            self.model_cfg = ModelConfig.from_dict(saved["state"]["model_config"])
+        elif cfg.init_from:
+            _, src_cfg = init_weights(cfg, cfg.model_config())  # reads the source config
+            self.model_cfg = self._fine_tune_config(src_cfg)
+        else:
+            self.model_cfg = cfg.model_config()
+        self.model = GLIDE(self.model_cfg).to(self.device)
+        if saved:
+            self.model.load_state_dict(saved["model"])
+        elif cfg.init_from:
+            sd, _ = init_weights(cfg, self.model_cfg)
+            self.model.load_state_dict(sd)
+        self.model.unet.grad_checkpointing = cfg.grad_checkpointing
+        if self.model.text is not None:
+            self.model.text.grad_checkpointing = cfg.grad_checkpointing
+        self.ema = None
+        if cfg.ema_rate > 0:
+            self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+            if saved and "ema" in saved:
+                self.ema.load_state_dict(saved["ema"])
+
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
+                                     weight_decay=cfg.weight_decay)
+        if saved and "optimizer" in saved:
+            self.opt.load_state_dict(saved["optimizer"])
+        self.net = self.dist.wrap(self.model, cfg)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+
+        self.step = saved["state"]["step"] if saved else 0
+        self.diffusion = Diffusion.from_schedule(self.model_cfg.noise_schedule, self.model_cfg.diffusion_steps)
+        self.tokenizer = get_tokenizer(self.model_cfg.text.tokenizer) if self.model_cfg.text else None
+
+        # Data: each process reads its own share of every epoch.
+        size = self.model_cfg.unet.image_size
+        source = open_source(cfg.data, size, cfg.background)
+        if cfg.batch_size % self.dist.world:
+            raise GlideError(f"batch size {cfg.batch_size} does not split over {self.dist.world} processes")
+        self.local_batch = cfg.batch_size // self.dist.world
+        rank_state = saved["ranks"].get(self.dist.rank) if saved else None
+        position = Position(**rank_state["position"]) if rank_state else None
+        self.stream = BatchStream(source, self.local_batch, cfg.seed, self.dist.rank, self.dist.world, position,
+                                  workers=cfg.workers, hflip=cfg.hflip)
+
+        # Training randomness (timesteps, noise, caption dropout, masks) has its own generators.
+        self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.dist.rank)
+        if rank_state:
+            self.gen.set_state(ckpt_io.rng_from_str(rank_state["rng"]["train"]))
+            torch.set_rng_state(ckpt_io.rng_from_str(rank_state["rng"]["torch"]))
+            if self.device.type == "cuda" and "cuda" in rank_state["rng"]:
+                torch.cuda.set_rng_state(ckpt_io.rng_from_str(rank_state["rng"]["cuda"]), self.device)
+
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                         if self._precision() == "bf16" else nullcontext())
+        self.sample_inputs = None
+
+    def _fine_tune_config(self, src: ModelConfig) -> ModelConfig:
+        cfg = src.with_kind(self.cfg.kind)
+        if cfg.super_res and not cfg.low_res_size:
+            cfg = cfg.replace(low_res_size=cfg.unet.image_size // 4)
+        return cfg.validate()
+
+    def _precision(self) -> str:
+        if self.cfg.precision == "auto":
+            return "bf16" if self.device.type == "cuda" else "fp32"
+        if self.cfg.precision == "bf16" and self.device.type != "cuda":
+            raise GlideError("bf16 training needs CUDA; use precision = fp32 on a CPU")
+        return self.cfg.precision
+
+    # -- one batch ------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        c = self.cfg
+        if step < c.warmup_steps:
+            return c.lr * (step + 1) / c.warmup_steps
+        if c.lr_schedule == "cosine":
+            p = (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps)
+            return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+        return c.lr
+
+    def make_inputs(self, images: np.ndarray, captions: list[list[str]]) -> dict:
+        """The model inputs and targets for one batch (on the training device)."""
+        g, c, m = self.gen, self.cfg, self.model_cfg
+        x0 = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1
+        b = len(x0)
+        batch: dict = {"x0": x0}
+        if self.tokenizer is not None:
+            texts = []
+            drop = torch.rand(b, generator=g) < c.caption_dropout
+            alt = torch.rand(b, generator=g)
+            pick = torch.rand(b, generator=g)
+            for k, caps in enumerate(captions):
+                text = caps[0]
+                if len(caps) > 1 and alt[k] < c.alt_caption_prob:
+                    text = caps[1 + int(pick[k] * (len(caps) - 1))]
+                texts.append("" if drop[k] else text)
+            tokens, mask = self.tokenizer(texts, m.text.context, warn=False)
+            batch["tokens"], batch["mask"] = tokens.to(self.device), mask.to(self.device)
+        if m.super_res:
+            # The low-res input is the target downsampled, quantised to 8 bits like a real 64 px sample.
+            low = F.interpolate(x0, size=(m.low_res_size, m.low_res_size), mode="bicubic", antialias=True, align_corners=False)
+            batch["low_res"] = ((low.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+        if m.inpaint:
+            masks = random_masks(b, m.unet.image_size, g, p_unmasked=c.p_unmasked).to(self.device)
+            batch["inpaint_mask"], batch["inpaint_image"] = masks, x0
+        batch["i"] = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=g).to(self.device)
+        batch["noise"] = torch.randn(x0.shape, generator=g).to(self.device)
+        return batch
+
+    def loss_on(self, batch: dict, sl: slice) -> dict[str, torch.Tensor]:
+        x0, i, noise = batch["x0"][sl], batch["i"][sl], batch["noise"][sl]
+        xt = self.diffusion.q_sample(x0, i, noise)
+        kw = {k: batch[k][sl] for k in ("tokens", "mask", "low_res", "inpaint_image", "inpaint_mask") if k in batch}
+        with self.autocast:
+            out = self.net(xt, self.diffusion.model_timesteps(i), **kw)
+        return hybrid_loss(self.diffusion, out, x0, xt, i, noise, self.cfg.vlb_weight)
+
+    def train_step(self) -> dict[str, float | torch.Tensor]:
+        lr = self.lr_at(self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        images, captions = self.stream.next_batch()
+        batch = self.make_inputs(images, captions)
+        micro = self.cfg.microbatch or self.local_batch
+        chunks = [slice(s, min(s + micro, self.local_batch)) for s in range(0, self.local_batch, micro)]
+        totals = {"loss": 0.0, "mse": 0.0, "vlb": 0.0}
+        for k, sl in enumerate(chunks):
+            last = k == len(chunks) - 1
+            with self.dist.no_sync(self.net) if not last else nullcontext():
+                losses = self.loss_on(batch, sl)
+                weight = (sl.stop - sl.start) / self.local_batch
+                (losses["loss"].mean() * weight).backward()
+            for name in totals:
+                totals[name] = totals[name] + losses[name].detach().mean() * weight
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            with torch.no_grad():
+                ema_p = list(self.ema.parameters())
+                torch._foreach_lerp_(ema_p, list(self.model.parameters()), 1 - self.cfg.ema_rate)
+        self.step += 1
+        return {**totals, "grad_norm": grad_norm, "lr": lr}
+
+    # -- outputs --------------------------------------------------------------------------------
+    def save(self) -> Path:
+        cfg = self.cfg
+        tmp = None
+        if self.dist.rank == 0:
+            tmp = ckpt_io.begin_checkpoint(self.run_dir, self.step)
+        tmp = self.dist.broadcast_path(tmp)
+        rng = {"train": ckpt_io.rng_to_str(self.gen.get_state()), "torch": ckpt_io.rng_to_str(torch.get_rng_state())}
+        if self.device.type == "cuda":
+            rng["cuda"] = ckpt_io.rng_to_str(torch.cuda.get_rng_state(self.device))
+        ckpt_io.write_rank_state(tmp, self.dist.rank, {"position": self.stream.pos.to_dict(), "rng": rng})
+        self.dist.barrier()
+        if self.dist.rank == 0:
+            ckpt_io.write_weights(tmp, self.model.state_dict(), self.ema.state_dict() if self.ema else None, self.opt)
+            state = {
+                "step": self.step, "kind": self.model_cfg.kind, "preset": cfg.preset if not cfg.init_from else None,
+                "model_config": self.model_cfg.to_dict(), "train_config": cfg.to_dict(), "world": self.dist.world,
+                "lr": self.lr_at(self.step), "skipped_images": self.stream.pos.skipped,
+            }
+            ckpt_io.finish_checkpoint(tmp, self.step, state, cfg.keep_checkpoints)
+        self.dist.barrier()
+        return self.run_dir / "checkpoints" / f"step_{self.step:08d}"
+
+    def sample_grid(self) -> Path | None:
+        from ..images import grid, save_atomic, to_pil
+        from ..pipeline import Pipeline
+
+        if self.dist.rank != 0 or not self.cfg.sample_prompts:
+            return None
+        model = self.ema if self.ema is not None else self.model
+        was_training = model.training
+        pipe = Pipeline(model, self.device, torch.bfloat16 if self._precision() == "bf16" else torch.float32)
+        prompts = list(self.cfg.sample_prompts)
+        inputs = None
+        if self.model_cfg.super_res:
+            if self.sample_inputs is None:  # fixed low-res images from the data, for comparable grids
+                src = open_source(self.cfg.data, self.model_cfg.unet.image_size, self.cfg.background)
+                imgs = np.stack([src.load(i)[0] for i in range(min(len(prompts), len(src)))])
+                self.sample_inputs = self.make_inputs(imgs, [[p] for p in prompts[: len(imgs)]])["low_res"]
+            inputs = {"low_res": self.sample_inputs[: len(prompts)]}
+            prompts = prompts[: len(inputs["low_res"])]
+        g = torch.Generator(self.device).manual_seed(1234)
+        x = pipe.sample(prompts, guidance_scale=self.cfg.sample_guidance, steps=self.cfg.sample_steps,
+                        sampler="ddim", generator=g, inputs=inputs)
+        model.train(was_training)
+        self.model.train()
+        path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
+        save_atomic(grid(to_pil(x), cols=len(prompts)), path)
+        return path
+
+    def run(self) -> Path:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.rank == 0:
+            (self.run_dir / "config.json").write_text(json.dumps(
+                {"train": cfg.to_dict(), "model": self.model_cfg.to_dict()}, indent=1))
+        metrics = open(self.run_dir / "metrics.jsonl", "a") if self.dist.rank == 0 else None
+        writer = self._tensorboard()
+        self.model.train()
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", dynamic_ncols=True,
+                   disable=self.dist.rank != 0)
+        t_last, step_last = time.perf_counter(), self.step
+        last_saved = None
+        try:
+            while self.step < cfg.max_steps:
+                out = self.train_step()
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                    vals = {k: float(v) for k, v in out.items()}
+                    vals = self.dist.mean(vals, keys=("loss", "mse", "vlb"))
+                    now = time.perf_counter()
+                    ips = (self.step - step_last) * cfg.batch_size / max(now - t_last, 1e-9)
+                    t_last, step_last = now, self.step
+                    row = {"step": self.step, **{k: round(v, 6) for k, v in vals.items()}, "img_per_s": round(ips, 2),
+                           "skipped_images": self.stream.pos.skipped}
+                    if metrics:
+                        metrics.write(json.dumps(row) + "\n")
+                        metrics.flush()
+                    if writer:
+                        for k, v in row.items():
+                            writer.add_scalar(f"train/{k}", v, self.step)
+                    bar.set_postfix(loss=f"{vals['loss']:.4f}", img_s=f"{ips:.1f}")
+                bar.update(1)
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
+                    last_saved = self.save()
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self.sample_grid()
+        finally:
+            bar.close()
+            self.stream.close()
+            if metrics:
+                metrics.close()
+            if writer:
+                writer.close()
+        if self.stream.pos.skipped and self.dist.rank == 0:
+            tqdm.write(f"warning: skipped {self.stream.pos.skipped} unreadable image(s) during training")
+        return last_saved or self.run_dir
+
+    def _tensorboard(self):
+        if not self.cfg.tensorboard or self.dist.rank != 0:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise GlideError("tensorboard = true needs the `tensorboard` package: pip install tensorboard") from None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    trainer = Trainer(cfg, resume)
+    try:
+        return trainer.run()
+    finally:
+        trainer.dist.close()

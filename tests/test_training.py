@@ -1,0 +1,175 @@
+"""Training: exact resume (two ways), DDP, corrupt data, fine-tuning, configuration errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from helpers import TINY_OPTIONS, make_official_checkpoint, run_cli
+
+from glide.errors import GlideError
+from glide.training import TrainConfig, export_run
+from glide.training.trainer import Trainer
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory) -> Path:
+    """Coloured squares on white, captioned by colour and position."""
+    d = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    names = ["red", "green", "blue", "yellow"]
+    colours = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20)]
+    imgs, caps = [], []
+    for i in range(64):
+        k, left = i % 4, bool(rng.integers(0, 2))
+        im = np.full((32, 32, 3), 255, np.uint8)
+        x = 2 if left else 18
+        im[8:22, x : x + 12] = colours[k]
+        imgs.append(im)
+        caps.append(f"a {names[k]} square on the {'left' if left else 'right'}")
+    np.savez_compressed(d / "toy.npz", images=np.stack(imgs), captions=np.array(caps), split=np.array(["train"] * 64))
+    return d / "toy.npz"
+
+
+def train_args(data, out, steps, *extra):
+    return ["train", "--preset", "tiny", "--data", data, "--out", out, "--max-steps", steps, "--batch-size", 4,
+            "--checkpoint-every", 2, "--set", "ema_rate=0.9", "--set", "warmup_steps=2", "--lr", "0.001", *extra]
+
+
+def exported(run, tmp, raw):
+    out = tmp / ("raw" if raw else "ema")
+    export_run(run, out, raw=raw)
+    return load_file(str(out / "model.safetensors"))
+
+
+def assert_identical(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_is_exact(toy_data, tmp_path):
+    run_cli(*train_args(toy_data, tmp_path / "full", 6), check=True)
+    run_cli(*train_args(toy_data, tmp_path / "split", 3), check=True)
+    p = run_cli("train", "--out", tmp_path / "split", "--resume", "--max-steps", 6, check=True)
+    assert "done" in p.stdout
+    for raw in (True, False):
+        assert_identical(exported(tmp_path / "full", tmp_path / "e1", raw), exported(tmp_path / "split", tmp_path / "e2", raw))
+
+
+def test_sigkill_then_resume_is_exact(toy_data, tmp_path):
+    run_cli(*train_args(toy_data, tmp_path / "full", 8), check=True)
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "glide", *map(str, train_args(toy_data, killed, 1000))]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (killed / "checkpoints" / "step_00000004" / "state.json").exists():
+            assert time.time() < deadline and proc.poll() is None, "training did not reach step 4"
+            time.sleep(0.05)
+        time.sleep(0.3)  # let it get on with later steps (and maybe a checkpoint write) before the kill
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    p = run_cli("train", "--out", killed, "--resume", "--max-steps", 8)
+    assert p.returncode == 0, p.stderr
+    for raw in (True, False):
+        assert_identical(exported(tmp_path / "full", tmp_path / "e1", raw), exported(killed, tmp_path / "e2", raw))
+
+
+def test_ddp_two_processes_stay_in_sync(toy_data, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                        str(Path(__file__).parent / "ddp_worker.py"), str(toy_data), str(tmp_path / "ddp")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "RANKS-IN-SYNC" in p.stdout
+    # the checkpoint loads in a single process
+    export_run(tmp_path / "ddp", tmp_path / "model")
+    from glide.pipeline import load_model
+
+    model, _ = load_model(tmp_path / "model")
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path):
+    d = tmp_path / "folder"
+    d.mkdir()
+    for i in range(10):
+        Image.new("RGBA", (40, 30), (255, 0, 0, 128 if i % 2 else 255)).save(d / f"img{i}.png")
+        (d / f"img{i}.txt").write_text(f"red thing {i}")
+    (d / "broken1.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (d / "broken2.jpg").write_bytes(b"")
+    (d / "broken1.txt").write_text("broken")
+    p = run_cli(*train_args(d, tmp_path / "run", 6))
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped_images"] >= 2
+    assert "skipped" in p.stderr and "unreadable" in p.stderr
+
+
+def test_loss_falls(toy_data, tmp_path):
+    cfg = TrainConfig(preset="tiny", data=str(toy_data), out=str(tmp_path / "r"), max_steps=60, batch_size=16,
+                      lr=2e-3, warmup_steps=5, ema_rate=0.0, log_every=5, checkpoint_every=60, workers=0)
+    Trainer(cfg).run()
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    first = np.mean([r["mse"] for r in rows[:2]])
+    last = np.mean([r["mse"] for r in rows[-2:]])
+    assert last < 0.7 * first, (first, last)
+
+
+def test_fine_tune_official_text2im_into_inpainting(tmp_path, toy_data):
+    """New input channels start at zero: the inpainting model first behaves exactly like the text2im one."""
+    from glide import official
+
+    ckpt = make_official_checkpoint(tmp_path / "tiny.pt")
+    cfg = TrainConfig(kind="inpaint", data=str(toy_data), out=str(tmp_path / "ft"), init_from=str(ckpt),
+                      init_kind="base", init_options=TINY_OPTIONS, max_steps=1, batch_size=2, workers=0)
+    trainer = Trainer(cfg)
+    assert trainer.model_cfg.inpaint and trainer.model_cfg.in_channels == 7
+    w = trainer.model.unet.input_conv.weight
+    assert w[:, 3:].abs().max() == 0 and w[:, :3].abs().max() > 0
+    src = official.load_model(torch.load(ckpt, weights_only=True), **TINY_OPTIONS)
+    x, t = torch.randn(2, 3, 32, 32), torch.tensor([3, 700])
+    toks, mask = official.tokenize("a red apple", 16)
+    toks, mask = torch.tensor([toks] * 2), torch.tensor([mask] * 2)
+    trainer.model.eval()
+    with torch.no_grad():
+        a = src(x, t, tokens=toks, mask=mask)
+        b = trainer.model(x, t, tokens=toks, mask=mask, inpaint_image=torch.randn(2, 3, 32, 32),
+                          inpaint_mask=torch.ones(2, 1, 32, 32))
+    torch.testing.assert_close(a, b)
+    trainer.run()  # and it trains
+    assert (tmp_path / "ft" / "checkpoints" / "step_00000001").is_dir()
+
+
+@pytest.mark.parametrize("kind", ["superres", "superres-inpaint"])
+def test_superres_kinds_train(kind, toy_data, tmp_path):
+    cfg = TrainConfig(preset="tiny", kind=kind, data=str(toy_data), out=str(tmp_path / kind), max_steps=2,
+                      batch_size=2, workers=0, sample_every=2, sample_steps=2, sample_prompts=["a red square"])
+    Trainer(cfg).run()
+    assert (tmp_path / kind / "samples" / "step_00000002.png").is_file()
+
+
+def test_config_errors(toy_data, tmp_path):
+    p = run_cli("train", "--preset", "tiny", "--data", toy_data, "--out", tmp_path / "r", "--set", "learning_rate=1")
+    assert p.returncode == 2 and "unknown key" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("train", "--preset", "tiny", "--data", tmp_path / "missing", "--out", tmp_path / "r")
+    assert p.returncode == 2 and "data not found" in p.stderr
+    (tmp_path / "bad.toml").write_text("preset = 'tiny'\nmax_step = 3\n")
+    p = run_cli("train", tmp_path / "bad.toml", "--data", toy_data, "--out", tmp_path / "r")
+    assert p.returncode == 2 and "max_step" in p.stderr
+    # data stored at 32 px cannot train a 64 px model
+    with pytest.raises(GlideError, match="32 px"):
+        Trainer(TrainConfig(preset="small", data=str(toy_data), out=str(tmp_path / "r2")))
+    p = run_cli("train", "--out", tmp_path / "nothing", "--resume")
+    assert p.returncode == 2
