@@ -38,25 +38,84 @@ def _out_paths(out: Path, n: int) -> list[Path]:
     return [out.with_name(f"{out.stem}_{i:03d}{out.suffix or '.png'}") for i in range(n)]
 
 
-def cmd_sample(args) -> int:
-    from .images import grid, save_atomic
-    from .pipeline import Pipeline
+def _pipeline(args, need_upsampler: bool = False):
+    from .pipeline import Pipeline, default_model
 
-    if args.model is None:
-        raise GlideError("no model given and no bundled default model yet: pass --model DIR or --model official:base")
-    pipe = Pipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    model = args.model or default_model("base")
+    upsampler = getattr(args, "upsampler", None)
+    if need_upsampler and upsampler is None:
+        upsampler = default_model("upsampler")
+    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler)
     if pipe.cfg.super_res:
-        raise GlideError(f"{args.model} is an upsampler; `glide sample` needs a base (64 px) model")
+        raise GlideError(f"{model} is an upsampler; this command needs a base (64 px) model (--model)")
+    return pipe
+
+
+def _save(images, out: Path, individual: bool) -> None:
+    from .images import grid, save_atomic
+
+    if len(images) == 1:
+        save_atomic(images[0], out)
+    else:
+        save_atomic(grid(images), out)
+        if individual:
+            for im, p in zip(images, _out_paths(out, len(images))):
+                save_atomic(im, p)
+    print(f"wrote {out} ({len(images)} image{'s' * (len(images) != 1)})")
+
+
+def cmd_sample(args) -> int:
+    pipe = _pipeline(args, need_upsampler=args.upsample)
     images = pipe(args.prompt, args.num_images, guidance_scale=args.guidance_scale, steps=args.steps,
                   sampler=args.sampler, eta=args.eta, temperature=args.temperature, seed=args.seed,
-                  batch_size=args.batch_size, progress=not args.quiet)
-    out = Path(args.out)
-    save_atomic(grid(images), out)
-    if not args.no_individual:
-        for im, p in zip(images, _out_paths(out, len(images))):
-            save_atomic(im, p)
-    print(f"wrote {out} ({len(images)} image{'s' * (len(images) != 1)})")
+                  batch_size=args.batch_size, upsample=args.upsample, progress=not args.quiet)
+    _save(images, Path(args.out), not args.no_individual)
     return 0
+
+
+def cmd_inpaint(args) -> int:
+    from .editing import parse_box
+
+    if (args.mask is None) == (args.box is None):
+        raise GlideError("give exactly one of --mask MASK.png or --box x0,y0,x1,y1")
+    box = parse_box(args.box) if args.box else None
+    pipe = _pipeline(args, need_upsampler=args.upsample)
+    images = pipe.inpaint(args.image, args.mask, args.prompt, args.num_images, box=box,
+                          guidance_scale=args.guidance_scale, steps=args.steps, sampler=args.sampler, eta=args.eta,
+                          seed=args.seed, batch_size=args.batch_size, upsample=args.upsample,
+                          composite=args.composite, progress=not args.quiet)
+    _save(images, Path(args.out), not args.no_individual)
+    return 0
+
+
+def cmd_upsample(args) -> int:
+    from .editing import open_image
+    from .pipeline import Pipeline, default_model, load_model
+
+    up = load_model(args.model or default_model("upsampler"), args.device or ("cuda" if _cuda() else "cpu"))[0]
+    if not up.cfg.super_res:
+        raise GlideError(f"{args.model} is not an upsampler")
+    pipe = Pipeline(up, args.device, args.dtype, upsampler=up)
+    images = [open_image(p) for p in args.images]
+    out = pipe.upsample(images, args.prompt, steps=args.steps, sampler=args.sampler, temperature=args.temperature,
+                        seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+    _save(out, Path(args.out), not args.no_individual)
+    return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _common(s, batch_default: int = 8) -> None:
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--batch-size", type=_positive_int, default=batch_default, help="images per forward batch")
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default fp32 on CPU, bf16 on CUDA")
+    s.add_argument("--no-individual", action="store_true", help="save only the grid")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def cmd_convert(args) -> int:
@@ -126,21 +185,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate images from a prompt")
     s.add_argument("prompt", help='the caption ("" for unconditional samples)')
-    s.add_argument("--model", default=None, help="model folder, or official:base (downloaded once into the cache)")
+    s.add_argument("--model", default=None, help="model folder, or official:base (default: the bundled model)")
     s.add_argument("-n", "--num-images", type=_positive_int, default=4)
     s.add_argument("--guidance-scale", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
     s.add_argument("--steps", type=_steps, default="100", help="sampling steps, or a respacing like fast27 / ddim25")
     s.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0 = deterministic)")
     s.add_argument("--temperature", type=float, default=1.0, help="scale of the initial noise")
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--batch-size", type=_positive_int, default=8, help="images per forward batch")
-    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default fp32 on CPU, bf16 on CUDA")
+    s.add_argument("--upsample", action="store_true", help="run the 64 -> 256 upsampler on the samples")
+    s.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
     s.add_argument("--out", default="samples.png", help="grid image; individual images go beside it")
-    s.add_argument("--no-individual", action="store_true", help="save only the grid")
-    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _common(s)
     s.set_defaults(func=cmd_sample)
+
+    i = sub.add_parser("inpaint", help="repaint a region of an image following a prompt")
+    i.add_argument("image")
+    i.add_argument("prompt")
+    i.add_argument("--mask", help="mask image: WHITE = repaint, black = keep (same size as the image)")
+    i.add_argument("--box", help="region to repaint, x0,y0,x1,y1 in image pixels")
+    i.add_argument("--model", default=None, help="inpainting (or any base) model folder (default: bundled)")
+    i.add_argument("-n", "--num-images", type=_positive_int, default=1)
+    i.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale (default 5)")
+    i.add_argument("--steps", type=_steps, default="100")
+    i.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    i.add_argument("--eta", type=float, default=0.0)
+    i.add_argument("--upsample", action="store_true", help="edit at 256 px with the upsampler")
+    i.add_argument("--upsampler", default=None)
+    i.add_argument("--composite", action="store_true", help="paste the result back into the original image")
+    i.add_argument("--out", default="inpainted.png")
+    _common(i)
+    i.set_defaults(func=cmd_inpaint)
+
+    u = sub.add_parser("upsample", help="64 -> 256 text-conditional upsampling")
+    u.add_argument("images", nargs="+", metavar="IMAGE")
+    u.add_argument("prompt")
+    u.add_argument("--model", default=None, help="upsampler model folder (default: the bundled one)")
+    u.add_argument("--steps", type=_steps, default="fast27")
+    u.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
+    u.add_argument("--temperature", type=float, default=0.997)
+    u.add_argument("--out", default="upsampled.png")
+    _common(u)
+    u.set_defaults(func=cmd_upsample)
 
     c = sub.add_parser("convert", help="convert an official GLIDE .pt checkpoint to a glide model folder")
     c.add_argument("checkpoint")

@@ -179,7 +179,7 @@ PRESETS: dict[str, ModelConfig] = {
             image_size=256, channels=32, channel_mult=(1, 1, 2, 2, 4), num_res_blocks=1,
             attention_resolutions=(16,), head_channels=32, dropout=0.0,
         ),
-        text=TextConfig(context=32, width=128, layers=2, heads=4),
+        text=TextConfig(tokenizer="bytes", context=64, width=128, layers=2, heads=4),
         super_res=True,
         low_res_size=64,
         noise_schedule="linear",

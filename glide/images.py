@@ -9,7 +9,31 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageColor
+
+
+def to_rgb(im: Image.Image, background: str | tuple = "white") -> Image.Image:
+    """Any Pillow image -> RGB: transparency composited on `background`, 16-bit scaled to 8-bit."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, ImageColor.getrgb(background) + (255,) if isinstance(background, str)
+                       else tuple(background) + (255,))
+        im = Image.alpha_composite(bg, im)
+    return im.convert("RGB")
+
+
+def fit_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """The centered square (left, top, right, bottom) that fitting to a square keeps."""
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def fit_square(im: Image.Image, size: int, resample=Image.BICUBIC) -> Image.Image:
+    """Center-crop to a square, then resize to size x size."""
+    return im.crop(fit_box(*im.size)).resize((size, size), resample)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -15,7 +16,7 @@ from .checkpoint import read_model_dir
 from .config import ModelConfig
 from .diffusion import Diffusion
 from .errors import GlideError
-from .images import to_pil
+from .images import from_pil, to_pil
 from .models import GLIDE, TextEmbedding
 from .samplers import get_sampler
 from .text import get_tokenizer
@@ -34,6 +35,18 @@ def resolve_model(spec: str | os.PathLike) -> Path:
     path = Path(spec).expanduser()
     if not path.exists():
         raise GlideError(f"model not found: {spec} (give a model folder, or official:base / official:upsample / ...)")
+    return path
+
+
+BUNDLED = Path(__file__).parent / "weights"
+
+
+def default_model(role: str) -> Path:
+    """The bundled default model for a role ("base", "upsampler", "clip")."""
+    path = BUNDLED / role
+    if not (path / "config.json").is_file():
+        raise GlideError(f"no bundled default {role} model in this installation: pass --model DIR "
+                         f"(e.g. a folder from `glide convert` or `glide export`, or official:base)")
     return path
 
 
@@ -63,31 +76,38 @@ def parse_steps(steps: int | str) -> str:
 
 
 class Pipeline:
-    """Text-to-image sampling with a GLIDE model.
+    """Text-to-image sampling, editing and upsampling with GLIDE models.
 
-    >>> pipe = Pipeline.from_pretrained("path/to/model")
+    >>> pipe = Pipeline.from_pretrained("path/to/base", upsampler="path/to/upsampler")
     >>> images = pipe(["a red apple"], guidance_scale=3.0, steps=100, seed=0)
+    >>> edited = pipe.inpaint(images[0], mask, "a green apple")
+    >>> big = pipe.upsample(images, "a red apple")
     """
 
-    def __init__(self, model: GLIDE, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None):
+    def __init__(self, model: GLIDE, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
+                 upsampler: GLIDE | None = None):
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
+        self.upsampler = upsampler.to(self.device).eval() if upsampler is not None else None
         self.cfg: ModelConfig = model.cfg
+        if self.upsampler is not None and not self.upsampler.cfg.super_res:
+            raise GlideError("the upsampler must be a super-resolution model")
         if isinstance(dtype, str):
             if dtype not in DTYPES:
                 raise GlideError(f"unknown dtype {dtype!r}; choose fp32, bf16 or fp16")
             dtype = DTYPES[dtype]
         # fp32 on CPU; mixed precision (autocast) on CUDA unless asked otherwise.
         self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
-        self.tokenizer = get_tokenizer(self.cfg.text.tokenizer) if self.cfg.text else None
-        self.base_diffusion = Diffusion.from_schedule(self.cfg.noise_schedule, self.cfg.diffusion_steps)
+        self._diffusions: dict[tuple, Diffusion] = {}
 
     @classmethod
     def from_pretrained(cls, spec: str | os.PathLike, device: str | torch.device | None = None,
-                        dtype: str | torch.dtype | None = None) -> "Pipeline":
+                        dtype: str | torch.dtype | None = None,
+                        upsampler: str | os.PathLike | None = None) -> "Pipeline":
         device = torch.device(device) if device is not None else default_device()
         model, _ = load_model(spec, device)
-        return cls(model, device, dtype)
+        up = load_model(upsampler, device)[0] if upsampler is not None else None
+        return cls(model, device, dtype, upsampler=up)
 
     # -- building blocks ---------------------------------------------------------------------------
     def autocast(self):
@@ -96,24 +116,29 @@ class Pipeline:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     @torch.no_grad()
-    def encode(self, prompts: Sequence[str]) -> TextEmbedding | None:
-        if self.cfg.text is None:
+    def encode(self, prompts: Sequence[str], model: GLIDE | None = None) -> TextEmbedding | None:
+        model = model or self.model
+        if model.cfg.text is None:
             return None
-        tokens, mask = self.tokenizer(list(prompts), self.cfg.text.context)
+        tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(list(prompts), model.cfg.text.context)
         with self.autocast():
-            emb = self.model.encode_text(tokens.to(self.device), mask.to(self.device))
+            emb = model.encode_text(tokens.to(self.device), mask.to(self.device))
         return TextEmbedding(*(t.float() for t in emb))
 
-    def diffusion(self, steps: int | str | Diffusion) -> Diffusion:
+    def diffusion(self, steps: int | str | Diffusion, model: GLIDE | None = None) -> Diffusion:
         """The respaced process for a step count or respacing spec (a Diffusion passes through)."""
         if isinstance(steps, Diffusion):
             return steps
-        return self.base_diffusion.respace(parse_steps(steps))
+        cfg = (model or self.model).cfg
+        key = (cfg.noise_schedule, cfg.diffusion_steps, parse_steps(steps))
+        if key not in self._diffusions:
+            self._diffusions[key] = Diffusion.from_schedule(*key)
+        return self._diffusions[key]
 
-    def _model_fn(self):
+    def _model_fn(self, model: GLIDE):
         def run(x, t, **kw):
             with self.autocast():
-                return self.model(x, t, **kw).float()
+                return model(x, t, **kw).float()
 
         return run
 
@@ -130,6 +155,7 @@ class Pipeline:
         self,
         prompts: Sequence[str],
         *,
+        model: GLIDE | None = None,
         guidance_scale: float = 3.0,
         steps: int | str | Diffusion = 100,
         sampler: str = "ddpm",
@@ -139,25 +165,46 @@ class Pipeline:
         inputs: dict | None = None,
         denoised_fn=None,
         cond_fn=None,
+        project=None,
         progress: bool = False,
     ) -> torch.Tensor:
-        """One batch: returns images in [-1, 1], [len(prompts), 3, S, S]."""
+        """One batch from `model` (default: the base model): images in [-1, 1], [len(prompts), 3, S, S].
+
+        `inputs` are extra model inputs shared by both guidance halves (low_res, inpaint_image, inpaint_mask).
+        """
         try:
             guidance_scale = float(guidance_scale)
         except (TypeError, ValueError):
             raise GlideError(f"guidance scale must be a number, got {guidance_scale!r}") from None
+        model = model or self.model
         sample_fn = get_sampler(sampler)
-        diffusion = self.diffusion(steps)
-        n, size = len(prompts), self.cfg.unet.image_size
+        diffusion = self.diffusion(steps, model)
+        n, size = len(prompts), model.cfg.unet.image_size
         extra = dict(inputs or {})
-        cond = {"text": self.encode(prompts), **extra}
-        uncond = {"text": self.encode([""] * n), **extra}
-        denoiser = guidance.classifier_free(self._model_fn(), cond, uncond, guidance_scale)
+        cond = {"text": self.encode(prompts, model), **extra}
+        uncond = {"text": self.encode([""] * n, model), **extra}
+        denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale)
         x = torch.randn((n, 3, size, size), generator=generator, device=self.device) * temperature
-        kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, cond_fn=cond_fn, generator=generator, progress=progress)
+        kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, cond_fn=cond_fn, generator=generator,
+                      progress=progress, project=project)
         if sampler == "ddim":
             kwargs["eta"] = eta
         return sample_fn(denoiser, diffusion, x, **kwargs)
+
+    @staticmethod
+    def _prompts(prompt: str | Sequence[str]) -> list[str]:
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not prompts:
+            raise GlideError("no prompt given")
+        return prompts
+
+    @staticmethod
+    def _check(num_images: int, batch_size: int, steps) -> None:
+        if num_images < 1:
+            raise GlideError(f"number of images must be >= 1, got {num_images}")
+        if batch_size < 1:
+            raise GlideError(f"batch size must be >= 1, got {batch_size}")
+        parse_steps(steps) if not isinstance(steps, Diffusion) else None
 
     def __call__(
         self,
@@ -171,17 +218,17 @@ class Pipeline:
         temperature: float = 1.0,
         seed: int | None = None,
         batch_size: int = 8,
+        upsample: bool = False,
+        upsample_steps: int | str = "fast27",
+        upsample_sampler: str = "ddim",
+        upsample_temperature: float = 0.997,
         progress: bool = True,
     ) -> list[Image.Image]:
-        """Generate `num_images` per prompt; large requests run in chunks of `batch_size`."""
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if not prompts:
-            raise GlideError("no prompt given")
-        if num_images < 1:
-            raise GlideError(f"number of images must be >= 1, got {num_images}")
-        if batch_size < 1:
-            raise GlideError(f"batch size must be >= 1, got {batch_size}")
-        parse_steps(steps)
+        """Generate `num_images` per prompt (in chunks of `batch_size`); `upsample` runs the 64 -> 256 cascade."""
+        prompts = self._prompts(prompt)
+        self._check(num_images, batch_size, steps)
+        if upsample and self.upsampler is None:
+            raise GlideError("upsampling needs an upsampler model (--upsampler DIR)")
         todo = [p for p in prompts for _ in range(num_images)]
         generator = self._generator(seed)
         images: list[Image.Image] = []
@@ -189,5 +236,135 @@ class Pipeline:
             chunk = todo[start : start + batch_size]
             x = self.sample(chunk, guidance_scale=guidance_scale, steps=steps, sampler=sampler, eta=eta,
                             temperature=temperature, generator=generator, progress=progress)
+            if upsample:
+                x = self._upsample(x, chunk, upsample_steps, upsample_sampler, upsample_temperature, generator, progress)
             images += to_pil(x)
         return images
+
+    # -- upsampling --------------------------------------------------------------------------------
+    def _upsample(self, low: torch.Tensor, prompts: list[str], steps, sampler, temperature, generator, progress,
+                  inputs: dict | None = None) -> torch.Tensor:
+        # The upsampler was trained on 8-bit images: quantise its input like a saved 64 px image.
+        low = ((low.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+        return self.sample(prompts, model=self.upsampler, guidance_scale=1.0, steps=steps, sampler=sampler,
+                           temperature=temperature, generator=generator, progress=progress,
+                           inputs={"low_res": low, **(inputs or {})},
+                           denoised_fn=_keep_known(inputs) if inputs else None)
+
+    def upsample(self, images, prompt: str | Sequence[str], *, steps: int | str = "fast27", sampler: str = "ddim",
+                 temperature: float = 0.997, seed: int | None = None, batch_size: int = 8,
+                 progress: bool = True) -> list[Image.Image]:
+        """64 px images (PIL or [B, 3, 64, 64] in [-1, 1]) -> 256 px, guided by the prompt(s)."""
+        if self.upsampler is None:
+            raise GlideError("no upsampler model loaded")
+        if isinstance(images, Image.Image):
+            images = [images]
+        if not isinstance(images, torch.Tensor):
+            from .images import fit_square, to_rgb
+
+            size = self.upsampler.cfg.low_res_size
+            images = from_pil([fit_square(to_rgb(im), size) for im in images])
+        prompts = self._prompts(prompt)
+        if len(prompts) == 1:
+            prompts = prompts * len(images)
+        if len(prompts) != len(images):
+            raise GlideError(f"{len(images)} images but {len(prompts)} prompts")
+        self._check(1, batch_size, steps)
+        generator = self._generator(seed)
+        out: list[Image.Image] = []
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(self.device)
+            out += to_pil(self._upsample(x, prompts[start : start + batch_size], steps, sampler, temperature,
+                                         generator, progress))
+        return out
+
+    # -- inpainting --------------------------------------------------------------------------------
+    def inpaint(
+        self,
+        image,
+        mask,
+        prompt: str,
+        num_images: int = 1,
+        *,
+        box: tuple[int, int, int, int] | None = None,
+        guidance_scale: float = 5.0,
+        steps: int | str = 100,
+        sampler: str = "ddpm",
+        eta: float = 0.0,
+        seed: int | None = None,
+        batch_size: int = 8,
+        upsample: bool = False,
+        upsample_steps: int | str = "fast27",
+        upsample_sampler: str = "ddpm",
+        upsample_temperature: float = 0.997,
+        composite: bool = False,
+        progress: bool = True,
+    ) -> list[Image.Image]:
+        """Repaint the white region of `mask` (an image, or None with `box` = (x0, y0, x1, y1)) following
+        `prompt`; the rest of the image is kept exactly. With a model that has no inpainting inputs, the
+        known region is re-imposed from the forward process at every step (RePaint), which is weaker.
+        `composite` pastes the result back into the original-resolution image."""
+        from . import editing
+
+        self._check(num_images, batch_size, steps)
+        if upsample and self.upsampler is None:
+            raise GlideError("upsampling needs an upsampler model (--upsampler DIR)")
+        original = editing.to_rgb(editing.open_image(image))
+        if box is not None:
+            repaint = editing.box_to_repaint(*original.size, box)
+        elif mask is None:
+            raise GlideError("give a mask image or a box")
+        elif isinstance(mask, np.ndarray):
+            repaint = mask.astype(bool)
+        else:
+            repaint = editing.mask_to_repaint(editing.open_image(mask, "mask"))
+        edit = editing.prepare_edit(original, repaint, self.cfg.unet.image_size)
+        generator = self._generator(seed)
+        images: list[Image.Image] = []
+        for start in range(0, num_images, batch_size):
+            n = min(batch_size, num_images - start)
+            img, keep = edit.image.to(self.device).repeat(n, 1, 1, 1), edit.keep.to(self.device).repeat(n, 1, 1, 1)
+            known = {"inpaint_image": img, "inpaint_mask": keep}
+            if self.cfg.inpaint:
+                x = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=steps, sampler=sampler, eta=eta,
+                                generator=generator, inputs=known, denoised_fn=_keep_known(known), progress=progress)
+            else:
+                diffusion = self.diffusion(steps)
+                x = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=diffusion, sampler=sampler,
+                                eta=eta, generator=generator, denoised_fn=_keep_known(known), progress=progress,
+                                project=_repaint_projection(diffusion, img, keep, generator))
+            if upsample:
+                up_inputs = None
+                if self.upsampler.cfg.inpaint:
+                    size = self.upsampler.cfg.unet.image_size
+                    big = from_pil(editing.fit_square(edit.original, size)).to(self.device).repeat(n, 1, 1, 1)
+                    big_keep = torch.nn.functional.interpolate(keep, size=(size, size), mode="nearest")
+                    up_inputs = {"inpaint_image": big, "inpaint_mask": big_keep}
+                x = self._upsample(x, [prompt] * n, upsample_steps, upsample_sampler, upsample_temperature, generator,
+                                   progress, inputs=up_inputs)
+            images += to_pil(x)
+        if composite:
+            images = [editing.composite(edit, im) for im in images]
+        return images
+
+
+def _keep_known(inputs: dict):
+    """denoised_fn that pins the x_0 prediction to the known pixels (official inpainting notebook)."""
+    image, keep = inputs["inpaint_image"], inputs["inpaint_mask"]
+    return lambda x0: x0 * (1 - keep) + image * keep
+
+
+def _repaint_projection(diffusion: Diffusion, image: torch.Tensor, keep: torch.Tensor, generator):
+    """RePaint (Lugmayr et al. 2022): after each step, replace the known region by the image noised to
+    the new step's level, so the generated region is forced to agree with it."""
+
+    def project(x: torch.Tensor, i: int) -> torch.Tensor:
+        if i == 0:
+            known = image
+        else:
+            idx = torch.full((len(x),), i - 1, device=x.device, dtype=torch.long)
+            noise = torch.randn(x.shape, generator=generator, device=x.device)
+            known = diffusion.q_sample(image, idx, noise)
+        return keep * known + (1 - keep) * x
+
+    return project

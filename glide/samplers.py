@@ -49,8 +49,12 @@ def sample_ddpm(
     generator: torch.Generator | None = None,
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
+    project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Ancestral sampling with the learned variance, starting from x = x_T."""
+    """Ancestral sampling with the learned variance, starting from x = x_T.
+
+    `project(x, i)`, if given, maps each new sample x_{i-1} (e.g. RePaint's replacement of a known region).
+    """
     for i in _indices(diffusion, progress, "ddpm"):
         idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
         noise = _randn(x, generator)  # drawn after the model call, as the official sampler does
@@ -58,6 +62,8 @@ def sample_ddpm(
         if cond_fn is not None:
             mean = mean.float() + out.variance * cond_fn(x, diffusion.model_timesteps(idx)).float()
         x = mean + (torch.exp(0.5 * out.log_variance) * noise if i > 0 else 0.0)
+        if project is not None:
+            x = project(x, i)
         if callback is not None:
             callback(i, x, out)
     return x
@@ -75,6 +81,7 @@ def sample_ddim(
     generator: torch.Generator | None = None,
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
+    project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """DDIM (Song et al. 2021); eta=0 is deterministic, eta=1 matches DDPM's marginals."""
     if eta < 0:
@@ -95,6 +102,8 @@ def sample_ddim(
             x = x + torch.sqrt(1 - ab_prev - sigma**2) * eps + sigma * _randn(x, generator)
         else:
             x = x + torch.sqrt(1 - ab_prev) * eps
+        if project is not None:
+            x = project(x, i)
         if callback is not None:
             callback(i, x, out)
     return x

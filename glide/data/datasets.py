@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-from PIL import Image, ImageColor
+from PIL import Image
 
 from ..errors import GlideError
+from ..images import to_rgb
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -38,13 +39,7 @@ def decode_image(data: bytes | str | os.PathLike | Image.Image, size: int, backg
         else:
             im = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         im.load()
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")
-            bg = Image.new("RGBA", im.size, ImageColor.getrgb(background) + (255,))
-            im = Image.alpha_composite(bg, im)
-        if im.mode == "I;16" or im.mode == "I":
-            im = Image.fromarray((np.asarray(im, dtype=np.float64) / 257).clip(0, 255).astype(np.uint8))
-        im = im.convert("RGB")
+        im = to_rgb(im, background)
     except Exception as e:  # Pillow raises many kinds of errors for broken files
         raise BadImage(str(e)) from None
     w, h = im.size

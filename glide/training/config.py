@@ -51,6 +51,7 @@ class TrainConfig:
     compile: bool = False
     fsdp: bool = False  # shard parameters (for glide-3.5b); otherwise DDP when launched with torchrun
     seed: int = 0
+    time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0 = none
     # outputs
     out: str = ""
     checkpoint_every: int = 1000

@@ -68,6 +68,14 @@ class Distributed:
         dist.all_reduce(t)
         return {**values, **{k: float(v) / self.world for k, v in zip(keys, t.tolist())}}
 
+    def any(self, flag: bool) -> bool:
+        """True on every rank if it is true on any (so that all ranks stop together)."""
+        if not self.active:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
     def close(self) -> None:
         if self.active:
             dist.destroy_process_group()

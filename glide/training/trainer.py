@@ -299,6 +299,7 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc="train", dynamic_ncols=True,
                    disable=self.dist.rank != 0)
         t_last, step_last = time.perf_counter(), self.step
+        t_start = t_last
         last_saved = None
         try:
             while self.step < cfg.max_steps:
@@ -319,8 +320,15 @@ class Trainer:
                             writer.add_scalar(f"train/{k}", v, self.step)
                     bar.set_postfix(loss=f"{vals['loss']:.4f}", img_s=f"{ips:.1f}")
                 bar.update(1)
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
+                out_of_time = False
+                if cfg.time_limit_minutes and self.step % cfg.log_every == 0:
+                    elapsed = (time.perf_counter() - t_start) / 60
+                    out_of_time = self.dist.any(elapsed > cfg.time_limit_minutes)
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps or out_of_time:
                     last_saved = self.save()
+                if out_of_time:
+                    tqdm.write(f"time limit of {cfg.time_limit_minutes} min reached at step {self.step}")
+                    break
                 if cfg.sample_every and self.step % cfg.sample_every == 0:
                     self.sample_grid()
         finally:
