@@ -139,9 +139,12 @@ class Trainer:
                                   workers=cfg.workers, hflip=cfg.hflip)
 
         # Training randomness (timesteps, noise, caption dropout, masks) has its own generators.
+        # On the CPU: caption dropout and masks. On the training device: timesteps and noise (no transfer).
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + self.dist.rank)
+        self.dgen = torch.Generator(self.device).manual_seed(cfg.seed * 1000 + self.dist.rank + 500)
         if rank_state:
             self.gen.set_state(ckpt_io.rng_from_str(rank_state["rng"]["train"]))
+            self.dgen.set_state(ckpt_io.rng_from_str(rank_state["rng"]["device"]))
             torch.set_rng_state(ckpt_io.rng_from_str(rank_state["rng"]["torch"]))
             if self.device.type == "cuda" and "cuda" in rank_state["rng"]:
                 torch.cuda.set_rng_state(ckpt_io.rng_from_str(rank_state["rng"]["cuda"]), self.device)
@@ -198,8 +201,8 @@ class Trainer:
         if m.inpaint:
             masks = random_masks(b, m.unet.image_size, g, p_unmasked=c.p_unmasked).to(self.device)
             batch["inpaint_mask"], batch["inpaint_image"] = masks, x0
-        batch["i"] = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=g).to(self.device)
-        batch["noise"] = torch.randn(x0.shape, generator=g).to(self.device)
+        batch["i"] = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=self.dgen, device=self.device)
+        batch["noise"] = torch.randn(x0.shape, generator=self.dgen, device=self.device)
         return batch
 
     def loss_on(self, batch: dict, sl: slice) -> dict[str, torch.Tensor]:
@@ -244,7 +247,8 @@ class Trainer:
         if self.dist.rank == 0:
             tmp = ckpt_io.begin_checkpoint(self.run_dir, self.step)
         tmp = self.dist.broadcast_path(tmp)
-        rng = {"train": ckpt_io.rng_to_str(self.gen.get_state()), "torch": ckpt_io.rng_to_str(torch.get_rng_state())}
+        rng = {"train": ckpt_io.rng_to_str(self.gen.get_state()), "device": ckpt_io.rng_to_str(self.dgen.get_state()),
+               "torch": ckpt_io.rng_to_str(torch.get_rng_state())}
         if self.device.type == "cuda":
             rng["cuda"] = ckpt_io.rng_to_str(torch.cuda.get_rng_state(self.device))
         ckpt_io.write_rank_state(tmp, self.dist.rank, {"position": self.stream.pos.to_dict(), "rng": rng})
