@@ -25,6 +25,7 @@ from .errors import GlideError
 FORMAT = "glide-diffusion"
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+INDEX = "model.safetensors.index.json"
 
 
 def read_official_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -51,18 +52,63 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
     return sd
 
 
+def write_weights(folder: Path, state_dict: dict[str, torch.Tensor], dtype: torch.dtype | None = None,
+                  max_shard_mb: float | None = None) -> None:
+    """model.safetensors, or shards model-0000k-of-0000n.safetensors + an index when over max_shard_mb."""
+    tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+               for k, v in state_dict.items()}
+    limit = (max_shard_mb or 0) * 2**20
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    if not limit or total <= limit:
+        save_file(tensors, str(folder / WEIGHTS), metadata={"format": FORMAT})
+        return
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for k, t in tensors.items():
+        nbytes = t.numel() * t.element_size()
+        if shards[-1] and size + nbytes > limit:
+            shards.append({})
+            size = 0
+        shards[-1][k] = t
+        size += nbytes
+    index = {}
+    for n, shard in enumerate(shards, 1):
+        name = f"model-{n:05d}-of-{len(shards):05d}.safetensors"
+        save_file(shard, str(folder / name), metadata={"format": FORMAT})
+        index.update({k: name for k in shard})
+    (folder / INDEX).write_text(json.dumps({"weight_map": index}, indent=1) + "\n")
+
+
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    if (folder / WEIGHTS).is_file():
+        return load_file(str(folder / WEIGHTS))
+    index = json.loads((folder / INDEX).read_text())["weight_map"]
+    sd: dict[str, torch.Tensor] = {}
+    for name in sorted(set(index.values())):
+        sd.update(load_file(str(folder / name)))
+    return sd
+
+
+def has_weights(folder: Path) -> bool:
+    return (folder / WEIGHTS).is_file() or (folder / INDEX).is_file()
+
+
 def save_model_dir(out: str | os.PathLike, state_dict: dict[str, torch.Tensor], cfg: ModelConfig,
                    preset: str | None = None, meta: dict[str, Any] | None = None,
-                   dtype: torch.dtype | None = None) -> Path:
+                   dtype: torch.dtype | None = None, max_shard_mb: float | None = None) -> Path:
     """Write a model folder atomically: everything goes to a temporary sibling, then one rename."""
+    doc = {"format": FORMAT, "version": 1, "preset": preset, "model": cfg.to_dict(), **(meta or {})}
+    return write_folder(out, doc, lambda tmp: write_weights(tmp, state_dict, dtype, max_shard_mb))
+
+
+def write_folder(out: str | os.PathLike, doc: dict[str, Any], write) -> Path:
+    """Create `out` atomically: `write(tmp)` fills a temporary sibling with config.json beside it, then
+    one rename puts it in place (an existing folder is replaced only once the new one is complete)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
-                   for k, v in state_dict.items()}
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        doc = {"format": FORMAT, "version": 1, "preset": preset, "model": cfg.to_dict(), **(meta or {})}
+        write(tmp)
         (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
         if out.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
@@ -81,18 +127,18 @@ def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torc
     path = Path(path)
     if not path.is_dir():
         raise GlideError(f"model folder not found: {path}")
-    cfg_file, w_file = path / CONFIG, path / WEIGHTS
-    if not cfg_file.is_file() or not w_file.is_file():
+    cfg_file = path / CONFIG
+    if not cfg_file.is_file() or not has_weights(path):
         raise GlideError(f"{path} is not a glide model folder (expected {CONFIG} and {WEIGHTS})")
     try:
         doc = json.loads(cfg_file.read_text())
     except json.JSONDecodeError as e:
         raise GlideError(f"{cfg_file} is not valid JSON ({e})") from None
-    if doc.get("format") != FORMAT:
-        raise GlideError(f"{cfg_file} is not a {FORMAT} config")
+    if doc.get("format") != FORMAT or "model" not in doc:
+        raise GlideError(f"{cfg_file} is not a {FORMAT} model config (a CLIP folder goes to --clip-model)")
     cfg = ModelConfig.from_dict(doc["model"])
     try:
-        sd = load_file(str(w_file))
+        sd = read_weights(path)
     except Exception as e:  # safetensors raises its own error types
-        raise GlideError(f"cannot read {w_file}: {e}") from None
+        raise GlideError(f"cannot read the weights in {path}: {e}") from None
     return cfg, sd, doc

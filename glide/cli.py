@@ -174,7 +174,10 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from .training import export_run
 
-    out = export_run(args.run_dir, args.out, raw=args.raw, step=args.step)
+    from .pipeline import DTYPES
+
+    out = export_run(args.run_dir, args.out, raw=args.raw, step=args.step,
+                     dtype=DTYPES[args.dtype] if args.dtype else None, max_shard_mb=args.max_shard_mb)
     print(f"wrote {out}")
     return 0
 
@@ -256,11 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     t.set_defaults(func=cmd_train)
 
+    d = sub.add_parser("data", help="build datasets")
+    dsub = d.add_subparsers(dest="dataset", required=True)
+    em = dsub.add_parser("emoji", help="the emoji artwork dataset (Twemoji, OpenMoji, Noto) with CLDR captions")
+    from .data import emoji
+
+    emoji.add_arguments(em)
+    em.set_defaults(func=emoji.run)
+
     e = sub.add_parser("export", help="turn a training run's checkpoint into a model folder")
     e.add_argument("run_dir")
     e.add_argument("--out", required=True)
     e.add_argument("--raw", action="store_true", help="export the online weights instead of the EMA")
     e.add_argument("--step", type=int, default=None, help="a specific checkpoint step (default: latest)")
+    e.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="cast the weights (default: keep fp32)")
+    e.add_argument("--max-shard-mb", type=float, default=None, help="split the weights into files of at most this size")
     e.set_defaults(func=cmd_export)
     return p
 

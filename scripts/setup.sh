@@ -15,3 +15,7 @@ if ! .venv/bin/python -c "import glide, pytest" 2>/dev/null || [ pyproject.toml 
   .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
   touch .venv/.glide-installed
 fi
+# The CLIP BPE vocabulary ships in the open-clip-torch wheel; --no-deps keeps torchvision out.
+if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('open_clip') is None)" 2>/dev/null; then
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps "open-clip-torch>=2.20"
+fi

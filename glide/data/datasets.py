@@ -88,6 +88,8 @@ class JsonlSource:
                     raise GlideError(f"{manifest}:{n}: expected a JSON object with 'image' and 'caption'") from None
                 if splits is None or row.get("split", "train") in splits:
                     rows.append(row)
+        if any(row.get("size") == size for row in rows):  # a manifest listing several renderings of each image
+            rows = [row for row in rows if row.get("size") == size]
         if not rows:
             raise GlideError(f"{manifest} has no usable rows")
         self.rows = rows

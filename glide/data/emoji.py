@@ -47,7 +47,6 @@ NPM_PACKAGES = {
 NOTO_FONTS = ["/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf", "/usr/share/fonts/noto/NotoColorEmoji.ttf"]
 NOTO_PX = 109  # CBDT bitmap strikes exist only at this size; FreeType refuses any other
 OPENCLIPART_DIRS = ["/usr/share/openclipart/svg", "/usr/share/openclipart"]
-SKIN_TONES = {"1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"}
 HELDOUT_EMOJI = 0.05
 HELDOUT_PAIR = 0.05
 SPLITS = ("train", "heldout_pair", "heldout_emoji")
@@ -160,7 +159,7 @@ def fetch_npm(package: str, version: str, work_dir: Path) -> Path:
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_dir, prefix=".fetch-") as tmp:
         r = subprocess.run([npm, "pack", f"{package}@{version}", "--pack-destination", tmp],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
         tarballs = list(Path(tmp).glob("*.tgz"))
         if r.returncode != 0 or len(tarballs) != 1:
             msg = (r.stderr.strip().splitlines() or ["no tarball written"])[-1]
@@ -187,11 +186,11 @@ class Item:
     split: str = ""
 
 
-def load_emojibase(root: Path) -> list[dict]:
+def load_emojibase(root: Path, skin_tones: bool = True) -> list[dict]:
     """CLDR emoji (no components or regional indicators), each skin-tone variant after its base.
 
-    Skin-tone variants are kept: they are real, distinct artwork with their own CLDR label ("waving hand:
-    medium skin tone"), and keying the split on the base keeps identities clean.
+    Skin-tone variants are kept by default: they are real, distinct artwork with their own CLDR label
+    ("waving hand: medium skin tone"), and keying the split on the base keeps identities clean.
     """
     out = []
     for e in json.loads((root / "en" / "data.json").read_text(encoding="utf-8")):
@@ -200,7 +199,7 @@ def load_emojibase(root: Path) -> list[dict]:
         tags = e.get("tags", [])
         out.append({"hexcode": e["hexcode"], "base": e["hexcode"], "label": e["label"], "tags": tags,
                     "emoji": e["emoji"]})
-        for s in e.get("skins", []):
+        for s in e.get("skins", []) if skin_tones else []:
             out.append({"hexcode": s["hexcode"], "base": e["hexcode"], "label": s["label"], "tags": tags,
                         "emoji": s["emoji"]})
     return out
@@ -230,7 +229,7 @@ def emoji_items(emojis: list[dict], style: str, src_root: Path | None) -> list[I
 
 
 _GENERIC_TITLE = re.compile(r"clipart by|collection|theme|icons?\b|iconset|svg|gramastar|various|cliparts|"
-                            r"aiga|symbols?\b|sibmission|^untitled|^drawing|^image|^\W*$", re.I)
+                            r"aiga|symbols?\b|sibmission|^untitled|^drawing|^image|^\W*$", re.IGNORECASE)
 
 
 def openclipart_items(root: Path) -> list[Item]:
@@ -250,7 +249,8 @@ def openclipart_items(root: Path) -> list[Item]:
             continue
         if work is None:
             continue
-        title = " ".join((next((c.text for c in work if local(c.tag) == "title"), "") or "").split())
+        title = next((c.text for c in work if local(c.tag) == "title"), "") or ""
+        title = " ".join(re.sub(r"\([^)]*@[^)]*\)|[_-]+", " ", title).split())  # drop e-mail notes, '_'/'-'
         tags = [li.text.strip().replace("_", " ") for c in work if local(c.tag) == "subject"
                 for li in c.iter() if local(li.tag) == "li" and li.text and li.text.strip()]
         found.append((p, title, [t for t in tags if t.lower() != "hash" and not t.startswith("0x")]))
@@ -283,10 +283,14 @@ def render_svg(svg: str, size: int) -> Image.Image:
     import resvg_py
 
     # resvg scales to the given width keeping the aspect ratio; a tall drawing is redone by height.
-    # System fonts are skipped so the output does not depend on the machine (emoji SVGs have no text).
-    im = Image.open(io.BytesIO(resvg_py.svg_to_bytes(svg_string=svg, width=size, skip_system_fonts=True)))
+    # System fonts are skipped so the output does not depend on the machine (emoji SVGs have no text);
+    # dpi=96 is the CSS value, without which sizes in mm or inches (old clip art) are rejected as invalid.
+    def draw(**fit):
+        return Image.open(io.BytesIO(resvg_py.svg_to_bytes(svg_string=svg, dpi=96, skip_system_fonts=True, **fit)))
+
+    im = draw(width=size)
     if im.height > size:
-        im = Image.open(io.BytesIO(resvg_py.svg_to_bytes(svg_string=svg, height=size, skip_system_fonts=True)))
+        im = draw(height=size)
     return _on_white(im, size)
 
 
@@ -320,9 +324,14 @@ def _init_worker(tmp: str, sizes: list[int], noto_font: str | None) -> None:
                    font=ImageFont.truetype(noto_font, NOTO_PX) if noto_font else None)
 
 
+def sizes_for(style: str, sizes: list[int]) -> list[int]:
+    limit = STYLES[style].max_size
+    return [s for s in sizes if limit is None or s <= limit]
+
+
 def _render_item(item: Item) -> dict[int, np.ndarray] | None:
     """Render one item at every size it allows, write its PNGs, and return the arrays (None on failure)."""
-    sizes = [s for s in _worker["sizes"] if STYLES[item.style].max_size is None or s <= STYLES[item.style].max_size]
+    sizes = sizes_for(item.style, _worker["sizes"])
     try:
         if item.style == "noto":
             big = render_noto(_worker["font"], item.src)
@@ -425,7 +434,8 @@ def _resolve_styles(styles, include_noto: bool, include_openclipart: bool) -> li
 
 
 def build_emoji_dataset(out: str | os.PathLike, sizes=(64,), styles=None, work_dir=None, progress: bool = True,
-                        include_noto: bool = True, include_openclipart: bool = False, workers: int = 2) -> dict:
+                        include_noto: bool = True, include_openclipart: bool = False, skin_tones: bool = True,
+                        workers: int = 2) -> dict:
     """Fetch, render and write the dataset into `out`; returns a summary (counts per size/style/split)."""
     t0 = time.time()
     out = Path(out).expanduser().resolve()
@@ -463,7 +473,7 @@ def build_emoji_dataset(out: str | os.PathLike, sizes=(64,), styles=None, work_d
         k for k in ("twemoji", "openmoji") if any(s.startswith(k) for s in emoji_styles)]
     roots = {k: fetch_npm(*NPM_PACKAGES[k], work_dir)
              for k in tqdm(needed, desc="fetch packages", disable=not progress)}
-    emojis = load_emojibase(roots["emojibase"]) if "emojibase" in roots else []
+    emojis = load_emojibase(roots["emojibase"], skin_tones) if "emojibase" in roots else []
 
     items: list[Item] = []
     for style in styles:
@@ -479,6 +489,9 @@ def build_emoji_dataset(out: str | os.PathLike, sizes=(64,), styles=None, work_d
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
     except OSError as e:
         raise GlideError(f"cannot write next to {out}: {e.strerror or e}") from None
     try:
@@ -491,29 +504,38 @@ def build_emoji_dataset(out: str | os.PathLike, sizes=(64,), styles=None, work_d
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    summary["files"] = {k: str(out / Path(v).relative_to(tmp)) if isinstance(v, str) else
-                        {s: str(out / Path(p).relative_to(tmp)) for s, p in v.items()}
-                        for k, v in summary["files"].items()}
+    summary["files"] = [str(out / name) for name in summary["files"]]
     return summary
 
 
 def _build(tmp: Path, out: Path, items: list[Item], sizes: list[int], noto_font: str | None,
            progress: bool, workers: int) -> dict:
     """Render everything into `tmp`: PNGs, one array file per size, the manifest and a contact sheet."""
-    def allowed(it: Item, s: int) -> bool:
-        return STYLES[it.style].max_size is None or s <= STYLES[it.style].max_size
-
     # Preallocated on-disk arrays, so 256 px (about 3 GB raw) never has to sit in memory.
-    arrays = {s: np.lib.format.open_memmap(tmp / f".images_{s}.npy", mode="w+", dtype=np.uint8,
-                                           shape=(max(1, sum(allowed(it, s) for it in items)), s, s, 3))
-              for s in sizes}
+    arrays = {}
+    for s in sizes:
+        n = sum(s in sizes_for(it.style, sizes) for it in items)
+        arrays[s] = np.lib.format.open_memmap(tmp / f".images_{s}.npy", mode="w+", dtype=np.uint8,
+                                              shape=(max(n, 1), s, s, 3))
     rows: dict[int, list[dict]] = {s: [] for s in sizes}
     skipped: dict[str, int] = {}
+    duplicates: dict[str, int] = {}
+    base_digest: dict[tuple[str, str], bytes] = {}
     with Pool(workers, _init_worker, (str(tmp), sizes, noto_font)) as pool:
-        results = pool.imap(_render_item, items, chunksize=8)  # ordered, so the output order is stable
+        results = pool.imap(_render_item, items, chunksize=8)  # ordered: a base comes before its variants
         for it, result in zip(items, tqdm(results, total=len(items), desc="render", disable=not progress)):
             if result is None:
                 skipped[it.style] = skipped.get(it.style, 0) + 1
+                continue
+            # A skin-tone variant drawn exactly like its base (the artwork shows no skin) would get a
+            # caption naming a skin tone that is not there: drop it.
+            digest = hashlib.sha256(next(iter(result.values())).tobytes()).digest()
+            if it.hexcode == it.emoji:
+                base_digest[it.style, it.emoji] = digest
+            elif base_digest.get((it.style, it.emoji)) == digest:
+                duplicates[it.style] = duplicates.get(it.style, 0) + 1
+                for s in result:
+                    (tmp / image_path(s, it)).unlink()
                 continue
             for s, a in result.items():
                 arrays[s][len(rows[s])] = a
@@ -523,34 +545,30 @@ def _build(tmp: Path, out: Path, items: list[Item], sizes: list[int], noto_font:
                     "source": STYLES[it.style].source, "license": STYLES[it.style].license,
                     "attribution": STYLES[it.style].attribution, "split": it.split, "size": s})
 
-    files: dict = {"npz": {}}
     with open(tmp / "manifest.jsonl", "w", encoding="utf-8") as f:
         for s in sizes:
-            for r in rows[s]:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    files["manifest"] = str(tmp / "manifest.jsonl")
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[s])
+    files = ["manifest.jsonl", "README.md"]
     for s in tqdm(sizes, desc="write arrays", disable=not progress):
-        npz = tmp / f"emoji_{s}.npz"
-        save_emoji_npz(npz, arrays[s][:len(rows[s])], rows[s])
-        files["npz"][s] = str(npz)
+        save_emoji_npz(tmp / f"emoji_{s}.npz", arrays[s][:len(rows[s])], rows[s])
+        files.append(f"emoji_{s}.npz")
     sheet_size = min(sizes, key=lambda s: abs(s - 64))
     sheet = contact_sheet(arrays[sheet_size][:len(rows[sheet_size])], rows[sheet_size])
     if sheet is not None:
         sheet.save(tmp / "contact_sheet.png")
-        files["contact_sheet"] = str(tmp / "contact_sheet.png")
+        files.append("contact_sheet.png")
     for s in sizes:
         del arrays[s]  # close the memmap before deleting its file
         (tmp / f".images_{s}.npy").unlink()
-    files["readme"] = str(tmp / "README.md")
 
     counts = {s: {} for s in sizes}
     for s in sizes:
         for r in rows[s]:
             by_split = counts[s].setdefault(r["style"], dict.fromkeys(SPLITS, 0))
             by_split[r["split"]] += 1
-    npz_bytes = {s: os.path.getsize(p) for s, p in files["npz"].items()}
+    npz_bytes = {s: os.path.getsize(tmp / f"emoji_{s}.npz") for s in sizes}
     return {"out": str(out), "sizes": sizes, "counts": counts, "images": {s: len(rows[s]) for s in sizes},
-            "skipped": skipped, "npz_bytes": npz_bytes, "files": files}
+            "skipped": skipped, "duplicates": duplicates, "npz_bytes": npz_bytes, "files": files}
 
 
 def contact_sheet(images: np.ndarray, rows: list[dict], n: int = 48, cols: int = 8, seed: int = 0):
@@ -571,7 +589,7 @@ def contact_sheet(images: np.ndarray, rows: list[dict], n: int = 48, cols: int =
 def _write_readme(tmp: Path, summary: dict) -> None:
     lines = ["# Emoji artwork dataset", "",
              "Built by `glide data emoji`. One image per (emoji, style); captions name the style,",
-             'e.g. "red apple, twemoji style". Names and tags: CLDR, via npm '
+             'e.g. "red apple, twemoji style". Names and tags: CLDR, from npm',
              f"emojibase-data {NPM_PACKAGES['emojibase'][1]}.", "",
              "## Sources, licenses and attribution", "",
              "| style | source | license | attribution |", "|---|---|---|---|"]
@@ -594,12 +612,14 @@ def _write_readme(tmp: Path, summary: dict) -> None:
     if summary["skipped"]:
         lines += ["Not drawn (not in the font, or blank/unrenderable): "
                   + ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) + ".", ""]
+    if summary["duplicates"]:
+        lines += ["Left out as identical to their base emoji (the artwork shows no skin tone): "
+                  + ", ".join(f"{k} {v}" for k, v in summary["duplicates"].items()) + ".", ""]
     lines += ["## Splits", "",
               "Deterministic, from sha256; u(key) = first 8 bytes of sha256(key) as a big-endian integer / 2^64.",
               "ID is the base emoji's hexcode, uppercased (skin-tone variants use their base's).", "",
               f"- `heldout_emoji` if u(\"identity/ID\") < {HELDOUT_EMOJI}: never in training, in any style;",
-              f"- else `heldout_pair` if u(\"pair/ID/STYLE\") < {HELDOUT_PAIR}: the emoji is trained in other "
-              "styles, not this one;",
+              f"- else `heldout_pair` if u(\"pair/ID/STYLE\") < {HELDOUT_PAIR}: trained in other styles only;",
               "- else `train`.", "",
               "`glide.data.emoji.split_of(ID, STYLE)` computes it.", "",
               "## Files", "",
@@ -638,7 +658,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--styles", nargs="+", choices=list(STYLES), default=None,
                         help=f"styles to build (default: {' '.join(DEFAULT_STYLES)})")
     parser.add_argument("--no-noto", action="store_true", help="leave out Noto Color Emoji")
-    parser.add_argument("--openclipart", action="store_true", help="add public-domain clip art (Debian openclipart-svg)")
+    parser.add_argument("--openclipart", action="store_true",
+                        help="add public-domain clip art (Debian openclipart-svg)")
+    parser.add_argument("--no-skin-tones", action="store_true", help="leave out the skin-tone variants")
     parser.add_argument("--work-dir", default=None, help=f"download cache (default {default_work_dir()})")
     parser.add_argument("--workers", type=_positive_int, default=2, help="rendering processes (default 2)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -648,7 +670,8 @@ def run(args) -> int:
     """Build from parsed arguments and print a short summary."""
     summary = build_emoji_dataset(args.out, sizes=args.sizes or (64,), styles=args.styles, work_dir=args.work_dir,
                                   progress=not args.quiet, include_noto=not args.no_noto,
-                                  include_openclipart=args.openclipart, workers=args.workers)
+                                  include_openclipart=args.openclipart, skin_tones=not args.no_skin_tones,
+                                  workers=args.workers)
     for size in summary["sizes"]:
         mib = summary["npz_bytes"][size] / 2**20
         print(f"{size} px: {summary['images'][size]} images, emoji_{size}.npz {mib:.1f} MiB")

@@ -20,7 +20,7 @@ from .keys import from_official, to_official
 from .options import config_from_options, options_from_config
 
 __all__ = ["OfficialModel", "OfficialDiffusion", "load_model", "create_diffusion", "tokenize",
-           "config_from_options", "options_from_config", "to_official"]
+           "config_from_options", "options_from_config", "to_official", "clip_tokenize", "load_clip"]
 
 
 class OfficialModel(nn.Module):
@@ -111,3 +111,4 @@ def create_diffusion(diffusion_steps: int = 1000, noise_schedule: str = "squared
     return OfficialDiffusion(Diffusion.from_schedule(noise_schedule, diffusion_steps, timestep_respacing))
 
 
+from .clip import clip_tokenize, load_clip  # noqa: E402

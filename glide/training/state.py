@@ -122,7 +122,8 @@ def read_checkpoint(ckpt: Path) -> dict[str, Any]:
     return out
 
 
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, raw: bool = False, step: int | None = None) -> Path:
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, raw: bool = False, step: int | None = None,
+               dtype: torch.dtype | None = None, max_shard_mb: float | None = None) -> Path:
     """Turn a run's latest checkpoint into a model folder that `glide sample --model` reads."""
     from ..checkpoint import save_model_dir
     from ..config import ModelConfig
@@ -141,6 +142,6 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, raw: bool = F
     if state.get("kind") == "clip":
         from ..clip.io import save_clip_dir
 
-        return save_clip_dir(out, sd, state["model_config"], meta=meta)
+        return save_clip_dir(out, sd, state["model_config"], meta=meta, dtype=dtype)
     cfg = ModelConfig.from_dict(state["model_config"])
-    return save_model_dir(out, sd, cfg, preset=state.get("preset"), meta=meta)
+    return save_model_dir(out, sd, cfg, preset=state.get("preset"), meta=meta, dtype=dtype, max_shard_mb=max_shard_mb)

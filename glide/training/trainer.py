@@ -11,28 +11,21 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..config import ModelConfig
 from ..data.datasets import open_source
 from ..data.loader import BatchStream, Position
-from ..data.masks import random_masks
-from ..diffusion import Diffusion
-from ..diffusion.losses import hybrid_loss
 from ..errors import GlideError
-from ..models import GLIDE
-from ..text import get_tokenizer
 from . import state as ckpt_io
 from .config import TrainConfig
 from .distributed import Distributed
+from .tasks import ClipTask, DiffusionTask
 
 
 def init_weights(cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]:
@@ -93,22 +86,17 @@ class Trainer:
         saved = ckpt_io.read_checkpoint(ckpt) if ckpt else None
 
         # The model. A resumed run rebuilds exactly the saved architecture.
-        if saved:
-            self.model_cfg = ModelConfig.from_dict(saved["state"]["model_config"])
-        elif cfg.init_from:
-            _, src_cfg = init_weights(cfg, cfg.model_config())  # reads the source config
-            self.model_cfg = self._fine_tune_config(src_cfg)
-        else:
-            self.model_cfg = cfg.model_config()
-        self.model = GLIDE(self.model_cfg).to(self.device)
+        self.task = self._task(saved)
+        self.model_cfg = self.task.cfg
+        self.model = self.task.build().to(self.device)
         if saved:
             self.model.load_state_dict(saved["model"])
         elif cfg.init_from:
             sd, _ = init_weights(cfg, self.model_cfg)
             self.model.load_state_dict(sd)
-        self.model.unet.grad_checkpointing = cfg.grad_checkpointing
-        if self.model.text is not None:
-            self.model.text.grad_checkpointing = cfg.grad_checkpointing
+        for part in ("unet", "text"):
+            if hasattr(getattr(self.model, part, None), "grad_checkpointing"):
+                getattr(self.model, part).grad_checkpointing = cfg.grad_checkpointing
         self.ema = None
         if cfg.ema_rate > 0:
             self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -124,12 +112,10 @@ class Trainer:
             self.net = torch.compile(self.net)
 
         self.step = saved["state"]["step"] if saved else 0
-        self.diffusion = Diffusion.from_schedule(self.model_cfg.noise_schedule, self.model_cfg.diffusion_steps)
-        self.tokenizer = get_tokenizer(self.model_cfg.text.tokenizer) if self.model_cfg.text else None
 
         # Data: each process reads its own share of every epoch.
-        size = self.model_cfg.unet.image_size
-        source = open_source(cfg.data, size, cfg.background)
+        source = open_source(cfg.data, self.task.image_size, cfg.background)
+        self.source = source
         if cfg.batch_size % self.dist.world:
             raise GlideError(f"batch size {cfg.batch_size} does not split over {self.dist.world} processes")
         self.local_batch = cfg.batch_size // self.dist.world
@@ -151,7 +137,24 @@ class Trainer:
 
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self._precision() == "bf16" else nullcontext())
-        self.sample_inputs = None
+
+    def _task(self, saved):
+        cfg = self.cfg
+        if cfg.kind == "clip" or (saved and saved["state"].get("kind") == "clip"):
+            from ..clip.model import CLIPConfig, get_clip_preset
+
+            clip_cfg = CLIPConfig.from_dict(saved["state"]["model_config"]) if saved else get_clip_preset(cfg.preset)
+            if cfg.model and not saved:
+                clip_cfg = CLIPConfig.from_dict({**clip_cfg.to_dict(), **cfg.model})
+            return ClipTask(clip_cfg, cfg, self.device)
+        if saved:
+            model_cfg = ModelConfig.from_dict(saved["state"]["model_config"])
+        elif cfg.init_from:
+            _, src_cfg = init_weights(cfg, cfg.model_config())  # reads the source's config
+            model_cfg = self._fine_tune_config(src_cfg)
+        else:
+            model_cfg = cfg.model_config()
+        return DiffusionTask(model_cfg, cfg, self.device)
 
     def _fine_tune_config(self, src: ModelConfig) -> ModelConfig:
         cfg = src.with_kind(self.cfg.kind)
@@ -176,60 +179,23 @@ class Trainer:
             return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
         return c.lr
 
-    def make_inputs(self, images: np.ndarray, captions: list[list[str]]) -> dict:
-        """The model inputs and targets for one batch (on the training device)."""
-        g, c, m = self.gen, self.cfg, self.model_cfg
-        x0 = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1
-        b = len(x0)
-        batch: dict = {"x0": x0}
-        if self.tokenizer is not None:
-            texts = []
-            drop = torch.rand(b, generator=g) < c.caption_dropout
-            alt = torch.rand(b, generator=g)
-            pick = torch.rand(b, generator=g)
-            for k, caps in enumerate(captions):
-                text = caps[0]
-                if len(caps) > 1 and alt[k] < c.alt_caption_prob:
-                    text = caps[1 + int(pick[k] * (len(caps) - 1))]
-                texts.append("" if drop[k] else text)
-            tokens, mask = self.tokenizer(texts, m.text.context, warn=False)
-            batch["tokens"], batch["mask"] = tokens.to(self.device), mask.to(self.device)
-        if m.super_res:
-            # The low-res input is the target downsampled, quantised to 8 bits like a real 64 px sample.
-            low = F.interpolate(x0, size=(m.low_res_size, m.low_res_size), mode="bicubic", antialias=True, align_corners=False)
-            batch["low_res"] = ((low.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
-        if m.inpaint:
-            masks = random_masks(b, m.unet.image_size, g, p_unmasked=c.p_unmasked).to(self.device)
-            batch["inpaint_mask"], batch["inpaint_image"] = masks, x0
-        batch["i"] = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=self.dgen, device=self.device)
-        batch["noise"] = torch.randn(x0.shape, generator=self.dgen, device=self.device)
-        return batch
-
-    def loss_on(self, batch: dict, sl: slice) -> dict[str, torch.Tensor]:
-        x0, i, noise = batch["x0"][sl], batch["i"][sl], batch["noise"][sl]
-        xt = self.diffusion.q_sample(x0, i, noise)
-        kw = {k: batch[k][sl] for k in ("tokens", "mask", "low_res", "inpaint_image", "inpaint_mask") if k in batch}
-        with self.autocast:
-            out = self.net(xt, self.diffusion.model_timesteps(i), **kw)
-        return hybrid_loss(self.diffusion, out, x0, xt, i, noise, self.cfg.vlb_weight)
-
     def train_step(self) -> dict[str, float | torch.Tensor]:
         lr = self.lr_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
         images, captions = self.stream.next_batch()
-        batch = self.make_inputs(images, captions)
+        batch = self.task.make_inputs(images, captions, self.gen, self.dgen)
         micro = self.cfg.microbatch or self.local_batch
         chunks = [slice(s, min(s + micro, self.local_batch)) for s in range(0, self.local_batch, micro)]
-        totals = {"loss": 0.0, "mse": 0.0, "vlb": 0.0}
+        totals: dict[str, torch.Tensor] = {}
         for k, sl in enumerate(chunks):
             last = k == len(chunks) - 1
             with self.dist.no_sync(self.net) if not last else nullcontext():
-                losses = self.loss_on(batch, sl)
+                losses = self.task.loss(self.net, batch, sl, self.autocast, self.dgen)
                 weight = (sl.stop - sl.start) / self.local_batch
                 (losses["loss"].mean() * weight).backward()
-            for name in totals:
-                totals[name] = totals[name] + losses[name].detach().mean() * weight
+            for name, v in losses.items():
+                totals[name] = totals.get(name, 0.0) + v.detach().mean() * weight
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
@@ -256,47 +222,30 @@ class Trainer:
         if self.dist.rank == 0:
             ckpt_io.write_weights(tmp, self.model.state_dict(), self.ema.state_dict() if self.ema else None, self.opt)
             state = {
-                "step": self.step, "kind": self.model_cfg.kind, "preset": cfg.preset if not cfg.init_from else None,
-                "model_config": self.model_cfg.to_dict(), "train_config": cfg.to_dict(), "world": self.dist.world,
+                "step": self.step, "kind": "clip" if isinstance(self.task, ClipTask) else self.model_cfg.kind, "preset": cfg.preset if not cfg.init_from else None,
+                "model_config": self.task.config_dict(), "train_config": cfg.to_dict(), "world": self.dist.world,
                 "lr": self.lr_at(self.step), "skipped_images": self.stream.pos.skipped,
             }
             ckpt_io.finish_checkpoint(tmp, self.step, state, cfg.keep_checkpoints)
         self.dist.barrier()
         return self.run_dir / "checkpoints" / f"step_{self.step:08d}"
 
-    def sample_grid(self) -> Path | None:
-        from ..images import grid, save_atomic, to_pil
-        from ..pipeline import Pipeline
-
-        if self.dist.rank != 0 or not self.cfg.sample_prompts:
-            return None
+    def evaluate(self) -> None:
+        """Periodic look at the model (EMA weights): sample grids, or CLIP retrieval by timestep."""
+        if self.dist.rank != 0:
+            return
         model = self.ema if self.ema is not None else self.model
-        was_training = model.training
-        pipe = Pipeline(model, self.device, torch.bfloat16 if self._precision() == "bf16" else torch.float32)
-        prompts = list(self.cfg.sample_prompts)
-        inputs = None
-        if self.model_cfg.super_res:
-            if self.sample_inputs is None:  # fixed low-res images from the data, for comparable grids
-                src = open_source(self.cfg.data, self.model_cfg.unet.image_size, self.cfg.background)
-                imgs = np.stack([src.load(i)[0] for i in range(min(len(prompts), len(src)))])
-                self.sample_inputs = self.make_inputs(imgs, [[p] for p in prompts[: len(imgs)]])["low_res"]
-            inputs = {"low_res": self.sample_inputs[: len(prompts)]}
-            prompts = prompts[: len(inputs["low_res"])]
-        g = torch.Generator(self.device).manual_seed(1234)
-        x = pipe.sample(prompts, guidance_scale=self.cfg.sample_guidance, steps=self.cfg.sample_steps,
-                        sampler="ddim", generator=g, inputs=inputs)
-        model.train(was_training)
+        precision = torch.bfloat16 if self._precision() == "bf16" else torch.float32
+        with torch.no_grad():
+            self.task.evaluate(model, self.run_dir, self.step, self.source, precision)
         self.model.train()
-        path = self.run_dir / "samples" / f"step_{self.step:08d}.png"
-        save_atomic(grid(to_pil(x), cols=len(prompts)), path)
-        return path
 
     def run(self) -> Path:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.rank == 0:
             (self.run_dir / "config.json").write_text(json.dumps(
-                {"train": cfg.to_dict(), "model": self.model_cfg.to_dict()}, indent=1))
+                {"train": cfg.to_dict(), "model": self.task.config_dict()}, indent=1))
         metrics = open(self.run_dir / "metrics.jsonl", "a") if self.dist.rank == 0 else None
         writer = self._tensorboard()
         self.model.train()
@@ -310,7 +259,7 @@ class Trainer:
                 out = self.train_step()
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     vals = {k: float(v) for k, v in out.items()}
-                    vals = self.dist.mean(vals, keys=("loss", "mse", "vlb"))
+                    vals = self.dist.mean(vals, keys=tuple(k for k in vals if k not in ("lr", "grad_norm")))
                     now = time.perf_counter()
                     ips = (self.step - step_last) * cfg.batch_size / max(now - t_last, 1e-9)
                     t_last, step_last = now, self.step
@@ -330,11 +279,11 @@ class Trainer:
                     out_of_time = self.dist.any(elapsed > cfg.time_limit_minutes)
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps or out_of_time:
                     last_saved = self.save()
+                if cfg.sample_every and (self.step % cfg.sample_every == 0 or out_of_time):
+                    self.evaluate()
                 if out_of_time:
                     tqdm.write(f"time limit of {cfg.time_limit_minutes} min reached at step {self.step}")
                     break
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
-                    self.sample_grid()
         finally:
             bar.close()
             self.stream.close()

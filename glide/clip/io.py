@@ -1,0 +1,114 @@
+"""Noised-CLIP folders, and conversion of the released CLIP encoders into one.
+
+A CLIP folder is like a model folder (glide.checkpoint): `model.safetensors` (our parameter names) and
+    config.json: {"format": "glide-diffusion", "version": 1, "type": "clip", "clip": {...CLIPConfig...}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..checkpoint import CONFIG, FORMAT, WEIGHTS, read_official_checkpoint
+from ..errors import GlideError
+from .model import CLIP_PRESETS, CLIPConfig, NoisedCLIP, from_official_state_dicts
+
+
+def save_clip_dir(out: str | os.PathLike, state_dict: dict[str, torch.Tensor], config: CLIPConfig | dict[str, Any],
+                  meta: dict[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
+    """Write a CLIP folder atomically: a temporary sibling is filled, then renamed into place."""
+    cfg = config if isinstance(config, CLIPConfig) else CLIPConfig.from_dict(config)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+                   for k, v in state_dict.items()}
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "type": "clip"})
+        doc = {"format": FORMAT, "version": 1, "type": "clip", "clip": cfg.to_dict(), **(meta or {})}
+        (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
+        if out.exists():  # move the old folder aside first: a rename cannot replace a non-empty folder
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_clip_dir(path: str | os.PathLike) -> tuple[CLIPConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    path = Path(path)
+    if path.is_file() and path.name in (CONFIG, WEIGHTS):
+        path = path.parent
+    cfg_file, w_file = path / CONFIG, path / WEIGHTS
+    if not path.is_dir():
+        raise GlideError(f"CLIP folder not found: {path}")
+    if not cfg_file.is_file() or not w_file.is_file():
+        raise GlideError(f"{path} is not a CLIP folder (expected {CONFIG} and {WEIGHTS})")
+    try:
+        doc = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as e:
+        raise GlideError(f"{cfg_file} is not valid JSON ({e})") from None
+    if doc.get("format") != FORMAT or doc.get("type") != "clip" or "clip" not in doc:
+        raise GlideError(f"{path} is not a noised-CLIP folder ({cfg_file} lacks \"type\": \"clip\")")
+    cfg = CLIPConfig.from_dict(doc["clip"])
+    try:
+        sd = load_file(str(w_file))
+    except Exception as e:  # safetensors raises its own error types
+        raise GlideError(f"cannot read {w_file}: {e}") from None
+    return cfg, sd, doc
+
+
+def build_clip(cfg: CLIPConfig, state_dict: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> NoisedCLIP:
+    """A NoisedCLIP holding exactly `state_dict` (strict), in eval mode."""
+    with torch.device("meta"):  # no point initialising weights that are about to be replaced
+        model = NoisedCLIP(cfg)
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
+                              strict=True, assign=True)
+    except RuntimeError as e:
+        raise GlideError(f"CLIP weights do not match their config: {str(e).splitlines()[0]}") from None
+    model.image.reset_pixel_stats("cpu")  # non-persistent buffers: made on meta above, not in the state dict
+    return model.to(device).eval()
+
+
+def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu") -> NoisedCLIP:
+    """Load a CLIP folder (or "official": the released encoders, converted once into the cache)."""
+    if str(path) == "official":
+        path = ensure_official_clip()
+    cfg, sd, _ = read_clip_dir(path)
+    return build_clip(cfg, sd, device)
+
+
+def convert_official_clip(image_pt: str | os.PathLike, text_pt: str | os.PathLike, out: str | os.PathLike,
+                          config: CLIPConfig | None = None) -> Path:
+    """Convert clip_image_enc.pt + clip_text_enc.pt into a CLIP folder. The files are read with
+    weights_only=True: anything but plain tensors (a pickle that would run code) is refused."""
+    cfg = config or CLIP_PRESETS["official"]
+    image_sd, text_sd = read_official_checkpoint(image_pt), read_official_checkpoint(text_pt)
+    with torch.device("meta"):
+        skeleton = NoisedCLIP(cfg)
+    native = from_official_state_dicts(skeleton, image_sd, text_sd, f"{Path(image_pt).name} + {Path(text_pt).name}")
+    source = {"official": "clip", "image_file": Path(image_pt).name, "text_file": Path(text_pt).name}
+    return save_clip_dir(out, native, cfg, meta={"source": source})
+
+
+def ensure_official_clip() -> Path:
+    """The released noised CLIP as a CLIP folder in the cache (downloaded and converted on first use)."""
+    from ..official.hub import converted_dir, official_file
+
+    out = converted_dir("clip")
+    if not (out / WEIGHTS).is_file():
+        convert_official_clip(official_file("clip-image"), official_file("clip-text"), out)
+    return out

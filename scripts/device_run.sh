@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One GPU session's work, as one script: benchmark the core sampler, then train the bundled models.
+# Run from the repo root on the lent GPU machine. Inputs (git-ignored, carried): .whl/ (wheels the
+# machine lacks), .devdata/emoji_64.npz and .devdata/npm/ (the npm tarballs of the emoji art).
+# Outputs go to $OUT: bench.jsonl, logs, and the trained models as a split tarball (results.tgz.part-*).
+# QUICK=1 makes every stage tiny, for a dry run on a CPU.
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+QUICK=${QUICK:-0}
+BASE_MIN=${BASE_MIN:-3.5}; UP_MIN=${UP_MIN:-2.0}; CLIP_MIN=${CLIP_MIN:-0.0}
+PY=${PY:-python3}
+WORK=${WORK:-/tmp/glide-work}; mkdir -p "$WORK"
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=$PWD:/tmp/site:${PYTHONPATH:-}
+else
+  export PYTHONPATH=$PWD:${PYTHONPATH:-}
+fi
+log() { echo "=== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
+log "start"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/log.txt"
+$PY -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())" 2>&1 | tee -a "$OUT/log.txt"
+
+# 1. 256 px SVG art for the upsampler, rendered here (too large to carry).
+log "render 256"
+$PY -m glide data emoji --out "$WORK/emoji256" --size 256 --no-noto --work-dir .devdata/npm -q \
+  ${QUICK:+$( [ "$QUICK" = 1 ] && echo "--limit 64" )} 2>&1 | tail -5 | tee -a "$OUT/log.txt"
+
+# 2. Core sampling benchmark (issue: core), bf16 autocast, default SDPA and math attention.
+log "bench"
+if [ "$QUICK" = 1 ]; then B=1; S=2; else B=1,8,32; S=100; fi
+$PY bench/sample_speed.py --dtype bf16 --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$OUT/bench.jsonl"
+$PY bench/sample_speed.py --dtype bf16 --attention math --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$OUT/bench.jsonl"
+$PY bench/sample_speed.py --dtype fp32 --batches $B --steps $S --skip-sample 2>>"$OUT/log.txt" | tee -a "$OUT/bench.jsonl"
+
+# 3. Train the bundled models, each bounded in time (checkpoints are written at the limit).
+Q=(); [ "$QUICK" = 1 ] && Q=(--batch-size 4 --set sample_steps=2)
+log "train base"
+$PY -m glide train configs/emoji-base.toml --data .devdata/emoji_64.npz --out "$WORK/runs/base" \
+  --set time_limit_minutes=$BASE_MIN --set lr_schedule='"constant"' --set ema_rate=0.998 --lr 2e-4 "${Q[@]}" \
+  2>&1 | tr '\r' '\n' | grep -v "^train: .*it/s\]$" | tail -20 | tee -a "$OUT/log.txt"
+log "train upsampler"
+$PY -m glide train configs/emoji-upsampler.toml --data "$WORK/emoji256" --out "$WORK/runs/upsampler" \
+  --set time_limit_minutes=$UP_MIN --set lr_schedule='"constant"' --set ema_rate=0.998 --lr 2e-4 "${Q[@]}" \
+  2>&1 | tr '\r' '\n' | tail -20 | tee -a "$OUT/log.txt"
+if [ "$CLIP_MIN" != "0.0" ] && [ -f configs/emoji-clip.toml ]; then
+  log "train clip"
+  $PY -m glide train configs/emoji-clip.toml --data .devdata/emoji_64.npz --out "$WORK/runs/clip" \
+    --set time_limit_minutes=$CLIP_MIN "${Q[@]}" 2>&1 | tr '\r' '\n' | tail -20 | tee -a "$OUT/log.txt"
+fi
+
+# 4. Export (EMA weights, fp16) and pack everything into <=15 MB parts.
+log "export"
+mkdir -p "$WORK/results"
+for run in base upsampler clip; do
+  [ -d "$WORK/runs/$run/checkpoints" ] || continue
+  $PY -m glide export "$WORK/runs/$run" --out "$WORK/results/$run" --dtype fp16 2>&1 | tee -a "$OUT/log.txt"
+  cp "$WORK/runs/$run/metrics.jsonl" "$WORK/results/$run/metrics.jsonl" 2>/dev/null
+  cp -r "$WORK/runs/$run/samples" "$WORK/results/$run/samples" 2>/dev/null
+  cp "$WORK/runs/$run/config.json" "$WORK/results/$run/run_config.json" 2>/dev/null
+done
+cp "$OUT/log.txt" "$OUT/bench.jsonl" "$WORK/results/" 2>/dev/null
+tar -C "$WORK" -czf - results | split -b 15M - "$OUT/results.tgz.part-"
+ls -la "$OUT"
+log "done"
