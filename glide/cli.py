@@ -45,7 +45,10 @@ def _pipeline(args, need_upsampler: bool = False):
     upsampler = getattr(args, "upsampler", None)
     if need_upsampler and upsampler is None:
         upsampler = default_model("upsampler")
-    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler)
+    clip = getattr(args, "clip_model", None)
+    if clip is None and getattr(args, "clip_guidance_scale", 0):
+        clip = default_model("clip")
+    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler, clip=clip)
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; this command needs a base (64 px) model (--model)")
     return pipe
@@ -68,7 +71,8 @@ def cmd_sample(args) -> int:
     pipe = _pipeline(args, need_upsampler=args.upsample)
     images = pipe(args.prompt, args.num_images, guidance_scale=args.guidance_scale, steps=args.steps,
                   sampler=args.sampler, eta=args.eta, temperature=args.temperature, seed=args.seed,
-                  batch_size=args.batch_size, upsample=args.upsample, progress=not args.quiet)
+                  batch_size=args.batch_size, upsample=args.upsample, clip_guidance_scale=args.clip_guidance_scale,
+                  progress=not args.quiet)
     _save(images, Path(args.out), not args.no_individual)
     return 0
 
@@ -121,6 +125,16 @@ def _common(s, batch_default: int = 8) -> None:
 def cmd_convert(args) -> int:
     from .official.convert import convert_official
 
+    if args.kind == "clip":
+        if len(args.checkpoint) != 2:
+            raise GlideError("--kind clip takes two files: clip_image_enc.pt clip_text_enc.pt")
+        from .clip.io import convert_official_clip
+
+        print(f"wrote {convert_official_clip(args.checkpoint[0], args.checkpoint[1], args.out)}")
+        return 0
+    if len(args.checkpoint) != 1:
+        raise GlideError(f"--kind {args.kind} takes one checkpoint file")
+
     options = None
     if args.options:
         try:
@@ -131,7 +145,7 @@ def cmd_convert(args) -> int:
             raise GlideError(f"{args.options} is not valid JSON ({e})") from None
         if not isinstance(options, dict):
             raise GlideError(f"{args.options} must hold a JSON object of official hyperparameters")
-    out = convert_official(args.checkpoint, args.kind, args.out, options)
+    out = convert_official(args.checkpoint[0], args.kind, args.out, options)
     print(f"wrote {out}")
     return 0
 
@@ -195,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0 = deterministic)")
     s.add_argument("--temperature", type=float, default=1.0, help="scale of the initial noise")
+    s.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
+    s.add_argument("--clip-guidance-scale", type=float, default=0.0, help="CLIP guidance scale (0 = off)")
     s.add_argument("--upsample", action="store_true", help="run the 64 -> 256 upsampler on the samples")
     s.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
     s.add_argument("--out", default="samples.png", help="grid image; individual images go beside it")
@@ -231,8 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.set_defaults(func=cmd_upsample)
 
     c = sub.add_parser("convert", help="convert an official GLIDE .pt checkpoint to a glide model folder")
-    c.add_argument("checkpoint")
-    c.add_argument("--kind", required=True, choices=["base", "upsample", "base-inpaint", "upsample-inpaint"])
+    c.add_argument("checkpoint", nargs="+", help="OFFICIAL.pt (for --kind clip: clip_image_enc.pt clip_text_enc.pt)")
+    c.add_argument("--kind", required=True, choices=["base", "upsample", "base-inpaint", "upsample-inpaint", "clip"])
     c.add_argument("--options", help="JSON file of official hyperparameters, for checkpoints of another size")
     c.add_argument("--out", required=True, help="output model folder")
     c.set_defaults(func=cmd_convert)

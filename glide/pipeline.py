@@ -85,10 +85,11 @@ class Pipeline:
     """
 
     def __init__(self, model: GLIDE, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                 upsampler: GLIDE | None = None):
+                 upsampler: GLIDE | None = None, clip=None):
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
         self.upsampler = upsampler.to(self.device).eval() if upsampler is not None else None
+        self.clip = clip.to(self.device).eval().requires_grad_(False) if clip is not None else None
         self.cfg: ModelConfig = model.cfg
         if self.upsampler is not None and not self.upsampler.cfg.super_res:
             raise GlideError("the upsampler must be a super-resolution model")
@@ -103,11 +104,33 @@ class Pipeline:
     @classmethod
     def from_pretrained(cls, spec: str | os.PathLike, device: str | torch.device | None = None,
                         dtype: str | torch.dtype | None = None,
-                        upsampler: str | os.PathLike | None = None) -> "Pipeline":
+                        upsampler: str | os.PathLike | None = None, clip: str | os.PathLike | None = None) -> "Pipeline":
         device = torch.device(device) if device is not None else default_device()
         model, _ = load_model(spec, device)
         up = load_model(upsampler, device)[0] if upsampler is not None else None
-        return cls(model, device, dtype, upsampler=up)
+        noised_clip = None
+        if clip is not None:
+            from .clip.io import load_clip
+
+            official = str(clip) in ("official", "official:clip")
+            noised_clip = load_clip("official" if official else resolve_model(clip), device)
+        return cls(model, device, dtype, upsampler=up, clip=noised_clip)
+
+    def clip_guidance(self, prompts: Sequence[str], scale: float):
+        """cond_fn for CLIP guidance (GLIDE §3.2): shift the mean by variance * scale * grad of the CLIP
+        similarity between the noisy sample and its caption."""
+        if not scale:
+            return None
+        if self.clip is None:
+            raise GlideError("CLIP guidance needs a noised CLIP model (--clip-model DIR)")
+        if self.clip.cfg.image_size != self.cfg.unet.image_size:
+            raise GlideError(f"the CLIP sees {self.clip.cfg.image_size} px images but the model makes "
+                             f"{self.cfg.unet.image_size} px ones")
+        from .clip.guidance import clip_cond_fn
+        from .clip.tokenizer import get_clip_tokenizer
+
+        tokens, lens = get_clip_tokenizer()(list(prompts), self.clip.cfg.text_context)
+        return clip_cond_fn(self.clip, tokens.to(self.device), lens.to(self.device), float(scale))
 
     # -- building blocks ---------------------------------------------------------------------------
     def autocast(self):
@@ -218,13 +241,15 @@ class Pipeline:
         temperature: float = 1.0,
         seed: int | None = None,
         batch_size: int = 8,
+        clip_guidance_scale: float = 0.0,
         upsample: bool = False,
         upsample_steps: int | str = "fast27",
         upsample_sampler: str = "ddim",
         upsample_temperature: float = 0.997,
         progress: bool = True,
     ) -> list[Image.Image]:
-        """Generate `num_images` per prompt (in chunks of `batch_size`); `upsample` runs the 64 -> 256 cascade."""
+        """Generate `num_images` per prompt (in chunks of `batch_size`); `upsample` runs the 64 -> 256 cascade.
+        `clip_guidance_scale` > 0 adds CLIP guidance (needs a CLIP); it combines with classifier-free guidance."""
         prompts = self._prompts(prompt)
         self._check(num_images, batch_size, steps)
         if upsample and self.upsampler is None:
@@ -235,7 +260,8 @@ class Pipeline:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             x = self.sample(chunk, guidance_scale=guidance_scale, steps=steps, sampler=sampler, eta=eta,
-                            temperature=temperature, generator=generator, progress=progress)
+                            temperature=temperature, generator=generator, progress=progress,
+                            cond_fn=self.clip_guidance(chunk, clip_guidance_scale))
             if upsample:
                 x = self._upsample(x, chunk, upsample_steps, upsample_sampler, upsample_temperature, generator, progress)
             images += to_pil(x)

@@ -21,32 +21,49 @@ log() { echo "=== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
 log "start"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/log.txt"
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())" 2>&1 | tee -a "$OUT/log.txt"
 
-# 1. 256 px SVG art for the upsampler, rendered here (too large to carry).
+# 1. 256 px SVG art for the upsampler, rendered here from the carried npm tarballs (too large to carry).
 log "render 256"
-$PY -m glide data emoji --out "$WORK/emoji256" --size 256 --no-noto --work-dir .devdata/npm -q \
-  ${QUICK:+$( [ "$QUICK" = 1 ] && echo "--limit 64" )} 2>&1 | tail -5 | tee -a "$OUT/log.txt"
+EMOJI256=${EMOJI256:-}
+if [ -z "$EMOJI256" ]; then
+  $PY - <<'PYEOF' 2>&1 | tee -a "$OUT/log.txt"
+import os, tarfile, tempfile
+from pathlib import Path
+from glide.data.emoji import safe_extract
+cache = Path(".devdata/npm")
+for tgz in sorted(cache.glob("*.tgz")):
+    dest = cache / tgz.name[:-4]
+    if not dest.is_dir():
+        tmp = Path(tempfile.mkdtemp(dir=cache))
+        safe_extract(tgz, tmp)
+        os.replace(tmp / "package", dest)
+    print("unpacked", dest)
+PYEOF
+  EMOJI256="$WORK/emoji256"
+  $PY -m glide data emoji --out "$EMOJI256" --size 256 --no-noto --work-dir .devdata/npm --workers 14 -q \
+    2>&1 | tail -8 | tee -a "$OUT/log.txt"
+fi
 
 # 2. Core sampling benchmark (issue: core), bf16 autocast, default SDPA and math attention.
 log "bench"
-if [ "$QUICK" = 1 ]; then B=1; S=2; else B=1,8,32; S=100; fi
-$PY bench/sample_speed.py --dtype bf16 --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$OUT/bench.jsonl"
-$PY bench/sample_speed.py --dtype bf16 --attention math --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$OUT/bench.jsonl"
-$PY bench/sample_speed.py --dtype fp32 --batches $B --steps $S --skip-sample 2>>"$OUT/log.txt" | tee -a "$OUT/bench.jsonl"
+if [ "$QUICK" = 1 ]; then B=1; S=2; DT=fp32; P=tiny; else B=1,8,32; S=100; DT=bf16; P=base; fi
+$PY bench/sample_speed.py --preset $P --dtype $DT --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
+$PY bench/sample_speed.py --preset $P --dtype $DT --attention math --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
+$PY bench/sample_speed.py --preset $P --dtype fp32 --batches $B --steps $S --skip-sample 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
 
 # 3. Train the bundled models, each bounded in time (checkpoints are written at the limit).
 Q=(); [ "$QUICK" = 1 ] && Q=(--batch-size 4 --set sample_steps=2)
 log "train base"
 $PY -m glide train configs/emoji-base.toml --data .devdata/emoji_64.npz --out "$WORK/runs/base" \
   --set time_limit_minutes=$BASE_MIN --set lr_schedule='"constant"' --set ema_rate=0.998 --lr 2e-4 "${Q[@]}" \
-  2>&1 | tr '\r' '\n' | grep -v "^train: .*it/s\]$" | tail -20 | tee -a "$OUT/log.txt"
+  2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
 log "train upsampler"
-$PY -m glide train configs/emoji-upsampler.toml --data "$WORK/emoji256" --out "$WORK/runs/upsampler" \
+$PY -m glide train configs/emoji-upsampler.toml --data "$EMOJI256" --out "$WORK/runs/upsampler" \
   --set time_limit_minutes=$UP_MIN --set lr_schedule='"constant"' --set ema_rate=0.998 --lr 2e-4 "${Q[@]}" \
-  2>&1 | tr '\r' '\n' | tail -20 | tee -a "$OUT/log.txt"
+  2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
 if [ "$CLIP_MIN" != "0.0" ] && [ -f configs/emoji-clip.toml ]; then
   log "train clip"
   $PY -m glide train configs/emoji-clip.toml --data .devdata/emoji_64.npz --out "$WORK/runs/clip" \
-    --set time_limit_minutes=$CLIP_MIN "${Q[@]}" 2>&1 | tr '\r' '\n' | tail -20 | tee -a "$OUT/log.txt"
+    --set time_limit_minutes=$CLIP_MIN "${Q[@]}" 2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
 fi
 
 # 4. Export (EMA weights, fp16) and pack everything into <=15 MB parts.
@@ -55,11 +72,11 @@ mkdir -p "$WORK/results"
 for run in base upsampler clip; do
   [ -d "$WORK/runs/$run/checkpoints" ] || continue
   $PY -m glide export "$WORK/runs/$run" --out "$WORK/results/$run" --dtype fp16 2>&1 | tee -a "$OUT/log.txt"
-  cp "$WORK/runs/$run/metrics.jsonl" "$WORK/results/$run/metrics.jsonl" 2>/dev/null
+  cp "$WORK/runs/$run/metrics.jsonl" "$WORK/runs/$run/retrieval.jsonl" "$WORK/results/$run/" 2>/dev/null
   cp -r "$WORK/runs/$run/samples" "$WORK/results/$run/samples" 2>/dev/null
   cp "$WORK/runs/$run/config.json" "$WORK/results/$run/run_config.json" 2>/dev/null
 done
-cp "$OUT/log.txt" "$OUT/bench.jsonl" "$WORK/results/" 2>/dev/null
-tar -C "$WORK" -czf - results | split -b 15M - "$OUT/results.tgz.part-"
+cp "$OUT/log.txt" "$WORK/bench.jsonl" "$WORK/results/" 2>/dev/null
+tar -C "$WORK" -czf - results | split -b 16000000 - "$OUT/results.tgz.part-"
 ls -la "$OUT"
 log "done"
