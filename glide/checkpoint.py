@@ -109,6 +109,7 @@ def write_folder(out: str | os.PathLike, doc: dict[str, Any], write) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write(tmp)
+        public_permissions(tmp)
         (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
         if out.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
@@ -121,6 +122,14 @@ def write_folder(out: str | os.PathLike, doc: dict[str, Any], write) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def public_permissions(path: Path) -> None:
+    """mkdtemp/mkstemp create private (0700/0600) entries; give the result the usual umask-based modes."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:

@@ -79,6 +79,9 @@ def save_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             image.save(f, format=fmt)
+        from .checkpoint import public_permissions
+
+        public_permissions(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -10,6 +10,8 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 QUICK=${QUICK:-0}
 BASE_MIN=${BASE_MIN:-3.5}; UP_MIN=${UP_MIN:-2.0}; CLIP_MIN=${CLIP_MIN:-0.0}
 PY=${PY:-python3}
+STAGES=${STAGES:-"render bench base upsampler clip"}  # a subset runs only those stages
+has() { case " $STAGES " in *" $1 "*) return 0;; esac; return 1; }
 WORK=${WORK:-/tmp/glide-work}; mkdir -p "$WORK"
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -24,7 +26,7 @@ $PY -c "import torch; print('torch', torch.__version__, torch.cuda.is_available(
 # 1. 256 px SVG art for the upsampler, rendered here from the carried npm tarballs (too large to carry).
 log "render 256"
 EMOJI256=${EMOJI256:-}
-if [ -z "$EMOJI256" ]; then
+if [ -z "$EMOJI256" ] && has render; then
   $PY - <<'PYEOF' 2>&1 | tee -a "$OUT/log.txt"
 import os, tarfile, tempfile
 from pathlib import Path
@@ -44,23 +46,21 @@ PYEOF
 fi
 
 # 2. Core sampling benchmark (issue: core), bf16 autocast, default SDPA and math attention.
-log "bench"
+has bench && log "bench"
 if [ "$QUICK" = 1 ]; then B=1; S=2; DT=fp32; P=tiny; else B=1,8,32; S=100; DT=bf16; P=base; fi
-$PY bench/sample_speed.py --preset $P --dtype $DT --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
-$PY bench/sample_speed.py --preset $P --dtype $DT --attention math --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
-$PY bench/sample_speed.py --preset $P --dtype fp32 --batches $B --steps $S --skip-sample 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
+has bench && $PY bench/sample_speed.py --preset $P --dtype $DT --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
+has bench && $PY bench/sample_speed.py --preset $P --dtype $DT --attention math --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
+has bench && $PY bench/sample_speed.py --preset $P --dtype fp32 --batches $B --steps $S --skip-sample 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
 
 # 3. Train the bundled models, each bounded in time (checkpoints are written at the limit).
 Q=(); [ "$QUICK" = 1 ] && Q=(--batch-size 4 --set sample_steps=2)
-log "train base"
-$PY -m glide train configs/emoji-base.toml --data .devdata/emoji_64.npz --out "$WORK/runs/base" \
+has base && log "train base" && $PY -m glide train configs/emoji-base.toml --data .devdata/emoji_64.npz --out "$WORK/runs/base" \
   --set time_limit_minutes=$BASE_MIN --set lr_schedule='"constant"' --set ema_rate=0.998 --lr 2e-4 "${Q[@]}" \
   2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
-log "train upsampler"
-$PY -m glide train configs/emoji-upsampler.toml --data "$EMOJI256" --out "$WORK/runs/upsampler" \
+has upsampler && log "train upsampler" && $PY -m glide train configs/emoji-upsampler.toml --data "$EMOJI256" --out "$WORK/runs/upsampler" \
   --set time_limit_minutes=$UP_MIN --set lr_schedule='"constant"' --set ema_rate=0.998 --lr 2e-4 "${Q[@]}" \
   2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
-if [ "$CLIP_MIN" != "0.0" ] && [ -f configs/emoji-clip.toml ]; then
+if has clip && [ "$CLIP_MIN" != "0.0" ] && [ -f configs/emoji-clip.toml ]; then
   log "train clip"
   $PY -m glide train configs/emoji-clip.toml --data .devdata/emoji_64.npz --out "$WORK/runs/clip" \
     --set time_limit_minutes=$CLIP_MIN "${Q[@]}" 2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
@@ -72,6 +72,7 @@ mkdir -p "$WORK/results"
 for run in base upsampler clip; do
   [ -d "$WORK/runs/$run/checkpoints" ] || continue
   $PY -m glide export "$WORK/runs/$run" --out "$WORK/results/$run" --dtype fp16 2>&1 | tee -a "$OUT/log.txt"
+  $PY -m glide export "$WORK/runs/$run" --out "$WORK/results/${run}_raw" --raw --dtype fp16 2>&1 | tee -a "$OUT/log.txt"
   cp "$WORK/runs/$run/metrics.jsonl" "$WORK/runs/$run/retrieval.jsonl" "$WORK/results/$run/" 2>/dev/null
   cp -r "$WORK/runs/$run/samples" "$WORK/results/$run/samples" 2>/dev/null
   cp "$WORK/runs/$run/config.json" "$WORK/results/$run/run_config.json" 2>/dev/null

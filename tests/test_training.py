@@ -173,3 +173,15 @@ def test_config_errors(toy_data, tmp_path):
         Trainer(TrainConfig(preset="small", data=str(toy_data), out=str(tmp_path / "r2")))
     p = run_cli("train", "--out", tmp_path / "nothing", "--resume")
     assert p.returncode == 2
+
+
+def test_ema_warms_up():
+    """Early EMA updates follow the weights closely, so a short run's EMA is not mostly initial weights."""
+    from types import SimpleNamespace
+
+    t = SimpleNamespace(cfg=SimpleNamespace(ema_rate=0.9999))
+    assert Trainer.ema_decay(t, 0) == pytest.approx(0.1)
+    assert Trainer.ema_decay(t, 90) == pytest.approx(0.91)
+    assert Trainer.ema_decay(t, 10**7) == 0.9999
+    share_of_init = np.prod([Trainer.ema_decay(t, n) for n in range(820)])
+    assert share_of_init < 0.02

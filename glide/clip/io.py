@@ -8,53 +8,33 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from ..checkpoint import CONFIG, FORMAT, WEIGHTS, read_official_checkpoint
+from ..checkpoint import (CONFIG, FORMAT, WEIGHTS, has_weights, read_official_checkpoint, read_weights, write_folder,
+                          write_weights)
 from ..errors import GlideError
 from .model import CLIP_PRESETS, CLIPConfig, NoisedCLIP, from_official_state_dicts
 
 
 def save_clip_dir(out: str | os.PathLike, state_dict: dict[str, torch.Tensor], config: CLIPConfig | dict[str, Any],
                   meta: dict[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
-    """Write a CLIP folder atomically: a temporary sibling is filled, then renamed into place."""
+    """Write a CLIP folder atomically (see glide.checkpoint.write_folder)."""
     cfg = config if isinstance(config, CLIPConfig) else CLIPConfig.from_dict(config)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
-                   for k, v in state_dict.items()}
-        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "type": "clip"})
-        doc = {"format": FORMAT, "version": 1, "type": "clip", "clip": cfg.to_dict(), **(meta or {})}
-        (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
-        if out.exists():  # move the old folder aside first: a rename cannot replace a non-empty folder
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "x")
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    doc = {"format": FORMAT, "version": 1, "type": "clip", "clip": cfg.to_dict(), **(meta or {})}
+    return write_folder(out, doc, lambda tmp: write_weights(tmp, state_dict, dtype))
 
 
 def read_clip_dir(path: str | os.PathLike) -> tuple[CLIPConfig, dict[str, torch.Tensor], dict[str, Any]]:
     path = Path(path)
     if path.is_file() and path.name in (CONFIG, WEIGHTS):
         path = path.parent
-    cfg_file, w_file = path / CONFIG, path / WEIGHTS
+    cfg_file = path / CONFIG
     if not path.is_dir():
         raise GlideError(f"CLIP folder not found: {path}")
-    if not cfg_file.is_file() or not w_file.is_file():
+    if not cfg_file.is_file() or not has_weights(path):
         raise GlideError(f"{path} is not a CLIP folder (expected {CONFIG} and {WEIGHTS})")
     try:
         doc = json.loads(cfg_file.read_text())
@@ -64,9 +44,9 @@ def read_clip_dir(path: str | os.PathLike) -> tuple[CLIPConfig, dict[str, torch.
         raise GlideError(f"{path} is not a noised-CLIP folder ({cfg_file} lacks \"type\": \"clip\")")
     cfg = CLIPConfig.from_dict(doc["clip"])
     try:
-        sd = load_file(str(w_file))
+        sd = read_weights(path)
     except Exception as e:  # safetensors raises its own error types
-        raise GlideError(f"cannot read {w_file}: {e}") from None
+        raise GlideError(f"cannot read the weights in {path}: {e}") from None
     return cfg, sd, doc
 
 
