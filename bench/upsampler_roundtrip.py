@@ -11,11 +11,10 @@ import argparse
 import json
 
 import numpy as np
-import torch
 from PIL import Image
 
 from glide.data.datasets import NpzSource
-from glide.images import from_pil, grid
+from glide.images import grid
 from glide.pipeline import Pipeline, load_model
 
 

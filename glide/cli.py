@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", "--num-images", type=_positive_int, default=4)
     s.add_argument("--guidance-scale", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
     s.add_argument("--steps", type=_steps, default="100", help="sampling steps, or a respacing like fast27 / ddim25")
-    s.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="ddpm",
+                   help="ddpm (ancestral), ddim, or dpm++2m (DPM-Solver++ 2M: good in 15-25 steps)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0 = deterministic)")
     s.add_argument("--temperature", type=float, default=1.0, help="scale of the initial noise")
     s.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-n", "--num-images", type=_positive_int, default=1)
     i.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale (default 5)")
     i.add_argument("--steps", type=_steps, default="100")
-    i.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddpm")
+    i.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="ddpm")
     i.add_argument("--eta", type=float, default=0.0)
     i.add_argument("--upsample", action="store_true", help="edit at 256 px with the upsampler")
     i.add_argument("--upsampler", default=None)

@@ -3,7 +3,6 @@
 import hashlib
 import sys
 
-import torch
 import torch.distributed as dist
 
 from glide.training import TrainConfig

@@ -185,3 +185,42 @@ def test_ema_warms_up():
     assert Trainer.ema_decay(t, 10**7) == 0.9999
     share_of_init = np.prod([Trainer.ema_decay(t, n) for n in range(820)])
     assert share_of_init < 0.02
+
+
+def test_webdataset_shards_train(tmp_path, toy_data):
+    """WebDataset tar shards (png + txt per sample) stream into training; a broken sample is skipped."""
+    import io
+    import tarfile
+
+    pytest.importorskip("webdataset")
+    z = np.load(toy_data)
+    for shard in range(2):
+        with tarfile.open(tmp_path / f"shard-{shard:04d}.tar", "w") as tar:
+            for k in range(8):
+                i = shard * 8 + k
+                buf = io.BytesIO()
+                Image.fromarray(z["images"][i]).save(buf, format="PNG")
+                data = buf.getvalue() if (shard, k) != (1, 3) else b"garbage"
+                for name, payload in ((f"{i:05d}.png", data), (f"{i:05d}.txt", str(z["captions"][i]).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+    cfg = TrainConfig(preset="tiny", data=str(tmp_path / "shard-*.tar"), out=str(tmp_path / "run"), max_steps=5,
+                      batch_size=4, workers=0, checkpoint_every=5)
+    trainer = Trainer(cfg)
+    trainer.run()
+    assert trainer.stream.pos.skipped >= 1 and trainer.stream.pos.epoch >= 1
+    assert (tmp_path / "run" / "checkpoints" / "step_00000005").is_dir()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_documented_configs_are_valid(path):
+    from glide.training.config import load_toml
+
+    cfg = TrainConfig.from_dict({**load_toml(path), "data": "d", "out": "o"}, where=str(path)).validate()
+    if cfg.kind == "clip":
+        from glide.clip.model import get_clip_preset
+
+        assert get_clip_preset(cfg.preset).image_size > 0
+    elif not cfg.init_from:
+        assert cfg.model_config().kind == cfg.kind

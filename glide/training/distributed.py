@@ -38,10 +38,6 @@ class Distributed:
     def wrap(self, model: torch.nn.Module, cfg) -> torch.nn.Module:
         if not self.active:
             return model
-        if cfg.fsdp:
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-            return FSDP(model, use_orig_params=True, device_id=self.device if self.device.type == "cuda" else None)
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         return DDP(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
