@@ -132,22 +132,30 @@ def public_permissions(path: Path) -> None:
         os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
 
 
-def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+def read_folder(path: str | os.PathLike, what: str, is_kind) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The config document and weights of a folder written by write_folder; one-line errors otherwise.
+    `is_kind(doc)` says whether the document describes the expected kind of model."""
     path = Path(path)
+    if path.is_file() and path.name == CONFIG:
+        path = path.parent
     if not path.is_dir():
-        raise GlideError(f"model folder not found: {path}")
+        raise GlideError(f"{what} folder not found: {path}")
     cfg_file = path / CONFIG
     if not cfg_file.is_file() or not has_weights(path):
-        raise GlideError(f"{path} is not a glide model folder (expected {CONFIG} and {WEIGHTS})")
+        raise GlideError(f"{path} is not a {what} folder (expected {CONFIG} and {WEIGHTS})")
     try:
         doc = json.loads(cfg_file.read_text())
     except json.JSONDecodeError as e:
         raise GlideError(f"{cfg_file} is not valid JSON ({e})") from None
-    if doc.get("format") != FORMAT or "model" not in doc:
-        raise GlideError(f"{cfg_file} is not a {FORMAT} model config (a CLIP folder goes to --clip-model)")
-    cfg = ModelConfig.from_dict(doc["model"])
+    if doc.get("format") != FORMAT or not is_kind(doc):
+        raise GlideError(f"{path} is not a {what} folder ({cfg_file} describes something else)")
     try:
         sd = read_weights(path)
     except Exception as e:  # safetensors raises its own error types
         raise GlideError(f"cannot read the weights in {path}: {e}") from None
-    return cfg, sd, doc
+    return doc, sd
+
+
+def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    doc, sd = read_folder(path, "glide model", lambda d: "model" in d)
+    return ModelConfig.from_dict(doc["model"]), sd, doc

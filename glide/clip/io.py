@@ -6,15 +6,13 @@ A CLIP folder is like a model folder (glide.checkpoint): `model.safetensors` (ou
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..checkpoint import (CONFIG, FORMAT, WEIGHTS, has_weights, read_official_checkpoint, read_weights, write_folder,
-                          write_weights)
+from ..checkpoint import FORMAT, WEIGHTS, read_folder, read_official_checkpoint, write_folder, write_weights
 from ..errors import GlideError
 from .model import CLIP_PRESETS, CLIPConfig, NoisedCLIP, from_official_state_dicts
 
@@ -29,25 +27,10 @@ def save_clip_dir(out: str | os.PathLike, state_dict: dict[str, torch.Tensor], c
 
 def read_clip_dir(path: str | os.PathLike) -> tuple[CLIPConfig, dict[str, torch.Tensor], dict[str, Any]]:
     path = Path(path)
-    if path.is_file() and path.name in (CONFIG, WEIGHTS):
+    if path.is_file() and path.name == WEIGHTS:
         path = path.parent
-    cfg_file = path / CONFIG
-    if not path.is_dir():
-        raise GlideError(f"CLIP folder not found: {path}")
-    if not cfg_file.is_file() or not has_weights(path):
-        raise GlideError(f"{path} is not a CLIP folder (expected {CONFIG} and {WEIGHTS})")
-    try:
-        doc = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
-        raise GlideError(f"{cfg_file} is not valid JSON ({e})") from None
-    if doc.get("format") != FORMAT or doc.get("type") != "clip" or "clip" not in doc:
-        raise GlideError(f"{path} is not a noised-CLIP folder ({cfg_file} lacks \"type\": \"clip\")")
-    cfg = CLIPConfig.from_dict(doc["clip"])
-    try:
-        sd = read_weights(path)
-    except Exception as e:  # safetensors raises its own error types
-        raise GlideError(f"cannot read the weights in {path}: {e}") from None
-    return cfg, sd, doc
+    doc, sd = read_folder(path, "CLIP", lambda d: d.get("type") == "clip" and "clip" in d)
+    return CLIPConfig.from_dict(doc["clip"]), sd, doc
 
 
 def build_clip(cfg: CLIPConfig, state_dict: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> NoisedCLIP:
