@@ -38,6 +38,10 @@ def test_ddim_and_empty_prompt(converted, tmp_path):
                 "--out", tmp_path / "u.png")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "u.png").is_file()
+    p = run_cli("sample", "a red apple", "--model", converted, "-n", "1", "--steps", "5", "--sampler", "dpm++2m",
+                "-q", "--out", tmp_path / "d.png")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "d.png").is_file()
 
 
 @pytest.mark.parametrize("args, message", [
