@@ -74,4 +74,5 @@ class Distributed:
 
     def close(self) -> None:
         if self.active:
+            dist.barrier()  # no rank tears down its communicator while another still uses it
             dist.destroy_process_group()
