@@ -28,8 +28,8 @@ from .distributed import Distributed
 from .tasks import ClipTask, DiffusionTask
 
 
-def init_weights(cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]:
-    """Starting weights for fine-tuning, adapted to the target kind (new input channels start at zero)."""
+def load_source(cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """The weights (our names) and config of the model to fine-tune from (`init_from`)."""
     from ..checkpoint import read_model_dir, read_official_checkpoint
 
     src = Path(cfg.init_from)
@@ -42,7 +42,7 @@ def init_weights(cfg: TrainConfig, model_cfg: ModelConfig) -> tuple[dict[str, to
             raise GlideError("init_from is an official checkpoint: set init_kind (base, upsample, base-inpaint, ...)")
         src_cfg, _ = kind_config(cfg.init_kind, cfg.init_options)
         sd = official_to_native(read_official_checkpoint(src), src_cfg, src.name)
-    return adapt_inputs(sd, src_cfg, model_cfg), src_cfg
+    return sd, src_cfg
 
 
 def adapt_inputs(sd: dict[str, torch.Tensor], src: ModelConfig, dst: ModelConfig) -> dict[str, torch.Tensor]:
@@ -92,8 +92,8 @@ class Trainer:
         if saved:
             self.model.load_state_dict(saved["model"])
         elif cfg.init_from:
-            sd, _ = init_weights(cfg, self.model_cfg)
-            self.model.load_state_dict(sd)
+            self.model.load_state_dict(self._init_state)  # read once, in _task
+            del self._init_state
         for part in ("unet", "text"):
             if hasattr(getattr(self.model, part, None), "grad_checkpointing"):
                 getattr(self.model, part).grad_checkpointing = cfg.grad_checkpointing
@@ -150,8 +150,10 @@ class Trainer:
         if saved:
             model_cfg = ModelConfig.from_dict(saved["state"]["model_config"])
         elif cfg.init_from:
-            _, src_cfg = init_weights(cfg, cfg.model_config())  # reads the source's config
+            sd, src_cfg = load_source(cfg)
             model_cfg = self._fine_tune_config(src_cfg)
+            # New input channels (e.g. text2im -> inpaint) start at zero, as GLIDE did.
+            self._init_state = adapt_inputs(sd, src_cfg, model_cfg)
         else:
             model_cfg = cfg.model_config()
         return DiffusionTask(model_cfg, cfg, self.device)
