@@ -137,22 +137,34 @@ class ClipTask:
             out = contrastive_loss(net, batch["x0"][sl], batch["tokens"][sl], batch["lens"][sl], self.diffusion, dgen)
         return {"loss": out["loss"].float(), "acc": out["acc_i2t"].float()}
 
+    def _heldout(self):
+        """Up to 256 fixed held-out images with their captions, prepared once per run (None if there are none)."""
+        if not hasattr(self, "_held"):
+            from ..data.datasets import open_source
+            from ..errors import GlideError
+
+            try:
+                src = open_source(self.train_cfg.data, self.image_size, splits=("heldout_pair", "heldout_emoji"))
+            except GlideError:
+                self._held = None
+                return None
+            n = min(len(src), 256)
+            idx = np.random.default_rng(0).choice(len(src), n, replace=False)
+            items = [src.load(int(i)) for i in idx]
+            x0 = to_tensor(np.stack([im for im, _ in items]), self.device)
+            tokens, lens = self.tokenizer([caps[0] for _, caps in items], self.cfg.text_context)
+            self._held = (x0, tokens.to(self.device), lens.to(self.device))
+        return self._held
+
     def evaluate(self, model, run_dir: Path, step: int, source, precision) -> None:
         """Image -> text retrieval on the held-out split, by timestep (appended to retrieval.jsonl)."""
         from ..clip.guidance import retrieval_accuracy
-        from ..data.datasets import open_source
 
-        try:
-            held = open_source(self.train_cfg.data, self.image_size, splits=("heldout_pair", "heldout_emoji"))
-        except Exception:
+        held = self._heldout()
+        if held is None:
             return  # no held-out split in this data
-        n = min(len(held), 256)
-        rng = np.random.default_rng(0)
-        idx = rng.choice(len(held), n, replace=False)
-        items = [held.load(int(i)) for i in idx]
-        x0 = to_tensor(np.stack([im for im, _ in items]), self.device)
-        tokens, lens = self.tokenizer([caps[0] for _, caps in items], self.cfg.text_context)
-        tokens, lens = tokens.to(self.device), lens.to(self.device)
+        x0, tokens, lens = held
+        n = len(x0)
         row = {"step": step, "n": n, "chance_top1": 1 / n, "chance_top5": 5 / n}
         g = torch.Generator(self.device).manual_seed(0)
         model.eval()
