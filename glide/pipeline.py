@@ -227,7 +227,8 @@ class Pipeline:
             raise GlideError(f"number of images must be >= 1, got {num_images}")
         if batch_size < 1:
             raise GlideError(f"batch size must be >= 1, got {batch_size}")
-        parse_steps(steps) if not isinstance(steps, Diffusion) else None
+        if not isinstance(steps, Diffusion):
+            parse_steps(steps)  # raises a clear error for bad step counts before any work starts
 
     def __call__(
         self,
