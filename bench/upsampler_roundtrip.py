@@ -2,7 +2,7 @@
   - round trip: PSNR between the input and the output downsampled back to 64 px (should be high),
   - reference: PSNR of the output against the real 256 px rendering, next to plain bicubic upsampling.
 
-    python bench/upsampler_roundtrip.py --model MODEL_DIR --data data/emoji -n 8 [--grid out.png]
+    python bench/upsampler_roundtrip.py --model MODEL_DIR --data data/emoji -n 8 [--grid out.png] [--no-consistency]
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ def main() -> None:
     ap.add_argument("--steps", default="fast27")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grid", default=None)
+    ap.add_argument("--no-consistency", action="store_true", help="plain sampling (no low-frequency projection)")
     args = ap.parse_args()
 
     up, _ = load_model(args.model)
     pipe = Pipeline(up, "cpu", upsampler=up)
+    pipe.low_res_consistency = not args.no_consistency
     splits = ("heldout_pair", "heldout_emoji")
     big = NpzSource(f"{args.data}/emoji_256.npz", 256, splits=splits)
     idx = np.random.default_rng(args.seed).choice(len(big), args.n, replace=False)
@@ -50,7 +52,8 @@ def main() -> None:
                      "psnr_vs_256": psnr(np.asarray(tr), np.asarray(hi)),
                      "bicubic_psnr_vs_256": psnr(np.asarray(tr), np.asarray(bicubic))})
     summary = {k: round(float(np.mean([r[k] for r in rows])), 2) for k in rows[0]}
-    print(json.dumps({"model": args.model, "n": args.n, "steps": args.steps, **summary}))
+    print(json.dumps({"model": args.model, "n": args.n, "steps": args.steps,
+                      "low_res_consistency": pipe.low_res_consistency, **summary}))
     if args.grid:
         tiles = [im for lo, hi, tr in zip(low, out, truth) for im in (lo.resize((256, 256), Image.NEAREST), hi, tr)]
         grid(tiles, cols=3).save(args.grid)

@@ -49,18 +49,19 @@ def _pipeline(args, need_upsampler: bool = False):
     if clip is None and getattr(args, "clip_guidance_scale", 0):
         clip = default_model("clip")
     pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler, clip=clip)
+    pipe.low_res_consistency = not getattr(args, "no_consistency", False)
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; this command needs a base (64 px) model (--model)")
     return pipe
 
 
-def _save(images, out: Path, individual: bool) -> None:
+def _save(images, out: Path, individual: bool, cols: int | None = None) -> None:
     from .images import grid, save_atomic
 
     if len(images) == 1:
         save_atomic(images[0], out)
     else:
-        save_atomic(grid(images), out)
+        save_atomic(grid(images, cols=cols), out)
         if individual:
             for im, p in zip(images, _out_paths(out, len(images))):
                 save_atomic(im, p)
@@ -68,12 +69,18 @@ def _save(images, out: Path, individual: bool) -> None:
 
 
 def cmd_sample(args) -> int:
+    # CLIP guidance shifts the mean of each ancestral step (GLIDE 3.2), so it needs ddpm/ddim and, like the
+    # official notebook, 100 steps; otherwise the fast default.
+    guided = bool(args.clip_guidance_scale)
+    args.sampler = args.sampler or ("ddpm" if guided else "dpm++2m")
+    args.steps = args.steps or ("100" if guided else "20")
     pipe = _pipeline(args, need_upsampler=args.upsample)
     images = pipe(args.prompt, args.num_images, guidance_scale=args.guidance_scale, steps=args.steps,
                   sampler=args.sampler, eta=args.eta, temperature=args.temperature, seed=args.seed,
                   batch_size=args.batch_size, upsample=args.upsample, clip_guidance_scale=args.clip_guidance_scale,
                   progress=not args.quiet)
-    _save(images, Path(args.out), not args.no_individual)
+    # Several prompts: one row each.
+    _save(images, Path(args.out), not args.no_individual, cols=args.num_images if len(args.prompt) > 1 else None)
     return 0
 
 
@@ -100,6 +107,7 @@ def cmd_upsample(args) -> int:
     if not up.cfg.super_res:
         raise GlideError(f"{args.model} is not an upsampler")
     pipe = Pipeline(up, args.device, args.dtype, upsampler=up)
+    pipe.low_res_consistency = not args.no_consistency
     images = [open_image(p) for p in args.images]
     out = pipe.upsample(images, args.prompt, steps=args.steps, sampler=args.sampler, temperature=args.temperature,
                         seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
@@ -185,6 +193,80 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _scales(s: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in s.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
+
+
+def cmd_eval(args) -> int:
+    from .clip.io import load_clip
+    from .evaluation.evaluate import EvalConfig, Scorer, config_dict, default_cache_dir, evaluate, format_table
+    from .images import grid, save_atomic
+    from .pipeline import Pipeline, default_model, resolve_model
+
+    cfg = EvalConfig(data=args.data, splits=tuple(args.splits.split(",")), n=args.n,
+                     guidance_scales=args.guidance_scales, steps=args.steps, sampler=args.sampler,
+                     seed=args.seed, batch_size=args.batch_size)
+    if not cfg.guidance_scales:
+        raise GlideError("no guidance scales given")
+    model = args.model or default_model("base")
+    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
+    if pipe.cfg.super_res:
+        raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
+    pipe.model_key = _model_key(resolve_model(model))
+    clip_dir = resolve_model(args.clip_model) if args.clip_model else default_model("clip")
+    clip = load_clip(clip_dir, pipe.device)
+    inception, inception_key = None, ""
+    if args.inception_weights:
+        from .evaluation.inception import load_fid_inception
+
+        inception = load_fid_inception(args.inception_weights, pipe.device)
+        inception_key = _model_key(Path(args.inception_weights))
+    scorer = Scorer(clip, inception, inception_key, _model_key(clip_dir),
+                    Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    out = Path(args.out)
+    rows = evaluate(pipe, scorer, cfg, out / "samples", progress=not args.quiet)
+    table = format_table(rows)
+    print(table)
+    record = {"model": str(model), "clip": str(clip_dir), "inception": args.inception_weights, **config_dict(cfg)}
+    _write_text(out / "results.json", json.dumps({"config": record, "rows": rows}, indent=1) + "\n")
+    _write_text(out / "table.md", table + "\n")
+    # A grid per scale: the first 16 samples, next to the real images they should resemble.
+    from .evaluation.evaluate import load_reference
+
+    real = load_reference(cfg, pipe.cfg.unet.image_size)[0][:16]
+    from PIL import Image
+
+    for f in sorted((out / "samples").glob("samples-g*.npz")):
+        import numpy as np
+
+        with np.load(f) as z:
+            fake = z["x"][:16]
+        tiles = [Image.fromarray(im) for pair in zip(real, fake) for im in pair]
+        save_atomic(grid(tiles, cols=8), out / f"{f.name.split('-')[1]}.png")
+    print(f"wrote {out / 'results.json'}, {out / 'table.md'} and sample grids (real | generated pairs)")
+    return 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _model_key(path: Path) -> str:
+    """Identity of a model folder or weights file for caches: names, sizes and times of its files."""
+    import os
+
+    path = Path(path)
+    files = sorted(path.glob("*")) if path.is_dir() else [path]
+    return json.dumps([[f.name, os.stat(f).st_size, int(os.stat(f).st_mtime)] for f in files if f.is_file()])
+
+
 def cmd_export(args) -> int:
     from .training import export_run
 
@@ -201,19 +283,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sample", help="generate images from a prompt")
-    s.add_argument("prompt", help='the caption ("" for unconditional samples)')
+    s.add_argument("prompt", nargs="+", help='caption(s), one grid row each ("" for unconditional samples)')
     s.add_argument("--model", default=None, help="model folder, or official:base (default: the bundled model)")
     s.add_argument("-n", "--num-images", type=_positive_int, default=4)
     s.add_argument("--guidance-scale", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
-    s.add_argument("--steps", type=_steps, default="100", help="sampling steps, or a respacing like fast27 / ddim25")
-    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="ddpm",
-                   help="ddpm (ancestral), ddim, or dpm++2m (DPM-Solver++ 2M: good in 15-25 steps)")
+    s.add_argument("--steps", type=_steps, default=None,
+                   help="sampling steps, or a respacing like fast27 (default 20; 100 with CLIP guidance)")
+    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default=None,
+                   help="dpm++2m (DPM-Solver++ 2M, the default: good in 15-25 steps), ddpm (ancestral, the "
+                        "official notebooks' choice at 100 steps, and the default with CLIP guidance) or ddim")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0 = deterministic)")
     s.add_argument("--temperature", type=float, default=1.0, help="scale of the initial noise")
     s.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
     s.add_argument("--clip-guidance-scale", type=float, default=0.0, help="CLIP guidance scale (0 = off)")
     s.add_argument("--upsample", action="store_true", help="run the 64 -> 256 upsampler on the samples")
     s.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
+    s.add_argument("--no-consistency", action="store_true",
+                   help="plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)")
     s.add_argument("--out", default="samples.png", help="grid image; individual images go beside it")
     _common(s)
     s.set_defaults(func=cmd_sample)
@@ -226,11 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--model", default=None, help="inpainting (or any base) model folder (default: bundled)")
     i.add_argument("-n", "--num-images", type=_positive_int, default=1)
     i.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale (default 5)")
-    i.add_argument("--steps", type=_steps, default="100")
-    i.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="ddpm")
+    i.add_argument("--steps", type=_steps, default="20")
+    i.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="dpm++2m")
     i.add_argument("--eta", type=float, default=0.0)
     i.add_argument("--upsample", action="store_true", help="edit at 256 px with the upsampler")
     i.add_argument("--upsampler", default=None)
+    i.add_argument("--no-consistency", action="store_true",
+                   help="plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)")
     i.add_argument("--composite", action="store_true", help="paste the result back into the original image")
     i.add_argument("--out", default="inpainted.png")
     _common(i)
@@ -243,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--steps", type=_steps, default="fast27")
     u.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
     u.add_argument("--temperature", type=float, default=0.997)
+    u.add_argument("--no-consistency", action="store_true",
+                   help="plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)")
     u.add_argument("--out", default="upsampled.png")
     _common(u)
     u.set_defaults(func=cmd_upsample)
@@ -292,6 +382,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="cast the weights (default: keep fp32)")
     e.add_argument("--max-shard-mb", type=float, default=None, help="split the weights into files of at most this size")
     e.set_defaults(func=cmd_export)
+
+    ev = sub.add_parser("eval", help="score a base model on held-out captions (FD, FID, CLIP score, P/R)")
+    ev.add_argument("--model", default=None, help="base model folder (default: the bundled one)")
+    ev.add_argument("--data", default="data/emoji", help="emoji_64.npz or the folder holding it (glide data emoji)")
+    ev.add_argument("--splits", default="heldout_pair,heldout_emoji", help="comma-separated splits to score on")
+    ev.add_argument("-n", type=_positive_int, default=200, help="images per guidance scale")
+    ev.add_argument("--guidance-scales", type=_scales, default=(0.0, 1.0, 2.0, 3.0, 5.0), help="e.g. 0,1,2,3,5")
+    ev.add_argument("--steps", type=_steps, default="20")
+    ev.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="dpm++2m")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--batch-size", type=_positive_int, default=16)
+    ev.add_argument("--clip-model", default=None, help="noised CLIP folder for FD/CLIP score (default: the bundled one)")
+    ev.add_argument("--inception-weights", default=None,
+                    help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: adds standard FID")
+    ev.add_argument("--cache-dir", default=None, help="where real-image features are cached (default ~/.cache/glide/eval)")
+    ev.add_argument("--out", default="eval", help="folder for results.json, table.md, grids and cached samples")
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None)
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=cmd_eval)
     return p
 
 

@@ -184,6 +184,26 @@ PRESETS: dict[str, ModelConfig] = {
         low_res_size=64,
         noise_schedule="linear",
     ),
+    # The bundled emoji models. Byte tokens keep the text side small (no 50257-row table); a 96-byte context
+    # holds the longest emoji caption with its style suffix. No dropout: they train for minutes, not days.
+    "emoji": ModelConfig(
+        unet=UNetConfig(
+            image_size=64, channels=64, channel_mult=(1, 2, 3, 3), num_res_blocks=2,
+            attention_resolutions=(16, 8), head_channels=32, dropout=0.0,
+        ),
+        text=TextConfig(tokenizer="bytes", context=96, width=256, layers=4, heads=4),
+        inpaint=True,
+    ),
+    "emoji-upsample": ModelConfig(
+        unet=UNetConfig(
+            image_size=256, channels=32, channel_mult=(1, 1, 2, 2, 4), num_res_blocks=1,
+            attention_resolutions=(16,), head_channels=32, dropout=0.0,
+        ),
+        text=TextConfig(tokenizer="bytes", context=96, width=128, layers=2, heads=4),
+        super_res=True,
+        low_res_size=64,
+        noise_schedule="linear",
+    ),
 }
 
 

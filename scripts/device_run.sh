@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# One GPU session's work, as one script: benchmark the core sampler, then train the bundled models.
-# Run from the repo root on the lent GPU machine. Inputs (git-ignored, carried): .whl/ (wheels the
-# machine lacks), .devdata/emoji_64.npz and .devdata/npm/ (the npm tarballs of the emoji art).
-# Outputs go to $OUT: bench.jsonl, logs, and the trained models as a split tarball (results.tgz.part-*).
-# QUICK=1 makes every stage tiny, for a dry run on a CPU.
+# One GPU session's work, as one script: build the emoji data there, then train the bundled base model and
+# the upsampler side by side on the one GPU (neither fills it), each bounded in time.
+# Run from the repo root on the lent GPU machine. Inputs (git-ignored, carried):
+#   .whl/                 wheels the machine lacks (resvg-py, ...),
+#   .gpu/npm/*.tgz        the npm packages of the art, trimmed to the SVGs and CLDR data (xz, ~2 MB),
+#   .gpu/noto_64.npz      the Noto rows of emoji_64.npz (the Noto font is a Debian package, absent there).
+# Outputs in $OUT: log.txt and the exported models as a split tarball (results.tgz.part-*).
+# QUICK=1 makes everything tiny, for a dry run on a CPU. INIT_BASE=DIR / INIT_UP=DIR continue training from
+# exported model folders (e.g. the bundled ones, carried outside the tree: see docs/models.md).
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 QUICK=${QUICK:-0}
-BASE_MIN=${BASE_MIN:-3.5}; UP_MIN=${UP_MIN:-2.0}; CLIP_MIN=${CLIP_MIN:-0.0}
+BASE_MIN=${BASE_MIN:-6.0}; UP_MIN=${UP_MIN:-6.0}
 PY=${PY:-python3}
-STAGES=${STAGES:-"render bench base upsampler clip"}  # a subset runs only those stages
-has() { case " $STAGES " in *" $1 "*) return 0;; esac; return 1; }
+WORKERS=${WORKERS:-6}
 WORK=${WORK:-/tmp/glide-work}; mkdir -p "$WORK"
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
@@ -23,15 +26,15 @@ log() { echo "=== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
 log "start"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/log.txt"
 $PY -c "import torch; print('torch', torch.__version__, torch.cuda.is_available())" 2>&1 | tee -a "$OUT/log.txt"
 
-# 1. 256 px SVG art for the upsampler, rendered here from the carried npm tarballs (too large to carry).
-log "render 256"
-EMOJI256=${EMOJI256:-}
-if [ -z "$EMOJI256" ] && has render; then
+# 1. The emoji data: SVG styles rendered here at 64 and 256 px, Noto (64 px only) merged in from the carry.
+log "render"
+DATA="$WORK/emoji"
+if [ ! -f "$DATA/emoji_64.npz" ]; then
   $PY - <<'PYEOF' 2>&1 | tee -a "$OUT/log.txt"
-import os, tarfile, tempfile
+import os, tempfile
 from pathlib import Path
 from glide.data.emoji import safe_extract
-cache = Path(".devdata/npm")
+cache = Path(".gpu/npm")
 for tgz in sorted(cache.glob("*.tgz")):
     dest = cache / tgz.name[:-4]
     if not dest.is_dir():
@@ -40,44 +43,67 @@ for tgz in sorted(cache.glob("*.tgz")):
         os.replace(tmp / "package", dest)
     print("unpacked", dest)
 PYEOF
-  EMOJI256="$WORK/emoji256"
-  $PY -m glide data emoji --out "$EMOJI256" --size 256 --no-noto --work-dir .devdata/npm --workers 14 -q \
+  $PY -m glide data emoji --out "$WORK/svg" --size 64 --size 256 --no-noto --work-dir .gpu/npm --workers 14 -q \
     2>&1 | tail -8 | tee -a "$OUT/log.txt"
+  $PY - "$WORK/svg" "$DATA" <<'PYEOF' 2>&1 | tee -a "$OUT/log.txt"
+import shutil, sys
+from collections import Counter
+from pathlib import Path
+import numpy as np
+from glide.data.emoji import load_emoji_npz, save_emoji_npz
+svg, out = Path(sys.argv[1]), Path(sys.argv[2])
+tmp = out.with_name(out.name + ".tmp"); tmp.mkdir(parents=True, exist_ok=True)
+parts = [load_emoji_npz(svg / "emoji_64.npz"), load_emoji_npz(".gpu/noto_64.npz")]
+keys = ("split", "style", "emoji", "hexcode", "label")
+rows = [{"caption": p["captions"][i], "captions_alt": p["captions_alt"][i], **{k: p[k][i] for k in keys}}
+        for p in parts for i in range(len(p["captions"]))]
+save_emoji_npz(tmp / "emoji_64.npz", np.concatenate([p["images"] for p in parts]), rows)
+shutil.copy(svg / "emoji_256.npz", tmp / "emoji_256.npz")
+tmp.rename(out)
+print("64 px:", Counter((r["style"], r["split"]) for r in rows))
+PYEOF
 fi
 
-# 2. Core sampling benchmark (issue: core), bf16 autocast, default SDPA and math attention.
-has bench && log "bench"
-if [ "$QUICK" = 1 ]; then B=1; S=2; DT=fp32; P=tiny; else B=1,8,32; S=100; DT=bf16; P=base; fi
-has bench && $PY bench/sample_speed.py --preset $P --dtype $DT --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
-has bench && $PY bench/sample_speed.py --preset $P --dtype $DT --attention math --batches $B --steps $S 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
-has bench && $PY bench/sample_speed.py --preset $P --dtype fp32 --batches $B --steps $S --skip-sample 2>>"$OUT/log.txt" | tee -a "$WORK/bench.jsonl" "$OUT/log.txt"
-
-# 3. Train the bundled models, each bounded in time (checkpoints are written at the limit).
-Q=(); [ "$QUICK" = 1 ] && Q=(--batch-size 4 --set sample_steps=2)
-has base && log "train base" && $PY -m glide train configs/emoji-base.toml --data .devdata/emoji_64.npz --out "$WORK/runs/base" \
-  --set time_limit_minutes=$BASE_MIN --set lr_schedule='"constant"' --set ema_rate=0.998 --lr 2e-4 "${Q[@]}" \
-  2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
-has upsampler && log "train upsampler" && $PY -m glide train configs/emoji-upsampler.toml --data "$EMOJI256" --out "$WORK/runs/upsampler" \
-  --set time_limit_minutes=$UP_MIN --set lr_schedule='"constant"' --set ema_rate=0.998 --lr 2e-4 "${Q[@]}" \
-  2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
-if has clip && [ "$CLIP_MIN" != "0.0" ] && [ -f configs/emoji-clip.toml ]; then
-  log "train clip"
-  $PY -m glide train configs/emoji-clip.toml --data .devdata/emoji_64.npz --out "$WORK/runs/clip" \
-    --set time_limit_minutes=$CLIP_MIN "${Q[@]}" 2>&1 | tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$" | tail -12 | tee -a "$OUT/log.txt"
+# 2. Train both models at once, each bounded in time (a checkpoint is written at the limit).
+if [ "$QUICK" = 1 ]; then
+  QB=(--batch-size 4 --set max_steps=6 --set sample_steps=2 --set sample_every=3 --set checkpoint_every=3); QU=("${QB[@]}")
+else
+  QB=(); QU=()
 fi
+[ -n "${INIT_BASE:-}" ] && QB+=(--init-from "$INIT_BASE")
+[ -n "${INIT_UP:-}" ] && QU+=(--init-from "$INIT_UP")
+filter() { tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$"; }
+log "train base ($BASE_MIN min) + upsampler ($UP_MIN min)"  # a time of 0 skips that model
+PIDS=()
+if [ "$BASE_MIN" != 0 ]; then
+  $PY -m glide train configs/emoji-base.toml --data "$DATA" --out "$WORK/runs/base" \
+    --set time_limit_minutes=$BASE_MIN --set workers=$WORKERS "${QB[@]}" > "$WORK/base.log" 2>&1 &
+  PIDS+=($!)
+fi
+if [ "$UP_MIN" != 0 ]; then
+  $PY -m glide train configs/emoji-upsampler.toml --data "$DATA" --out "$WORK/runs/upsampler" \
+    --set time_limit_minutes=$UP_MIN --set workers=$WORKERS "${QU[@]}" > "$WORK/upsampler.log" 2>&1 &
+  PIDS+=($!)
+fi
+running() { for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
+while running; do
+  sleep 30; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null | tee -a "$OUT/log.txt"
+done
+for p in "${PIDS[@]}"; do wait "$p"; echo "training process exit $?" | tee -a "$OUT/log.txt"; done
+for run in base upsampler; do [ -f "$WORK/$run.log" ] && filter < "$WORK/$run.log" | tail -6 | tee -a "$OUT/log.txt"; done
 
-# 4. Export (EMA weights, fp16) and pack everything into <=15 MB parts.
+# 3. Export the EMA weights as fp16 safetensors, and pack everything into <= 16 MB parts.
 log "export"
 mkdir -p "$WORK/results"
-for run in base upsampler clip; do
+for run in base upsampler; do
   [ -d "$WORK/runs/$run/checkpoints" ] || continue
   $PY -m glide export "$WORK/runs/$run" --out "$WORK/results/$run" --dtype fp16 2>&1 | tee -a "$OUT/log.txt"
-  $PY -m glide export "$WORK/runs/$run" --out "$WORK/results/${run}_raw" --raw --dtype fp16 2>&1 | tee -a "$OUT/log.txt"
-  cp "$WORK/runs/$run/metrics.jsonl" "$WORK/runs/$run/retrieval.jsonl" "$WORK/results/$run/" 2>/dev/null
+  cp "$WORK/runs/$run/metrics.jsonl" "$WORK/results/$run/" 2>/dev/null
   cp -r "$WORK/runs/$run/samples" "$WORK/results/$run/samples" 2>/dev/null
   cp "$WORK/runs/$run/config.json" "$WORK/results/$run/run_config.json" 2>/dev/null
+  [ -f "$WORK/$run.log" ] && filter < "$WORK/$run.log" > "$WORK/results/$run/train.log"
 done
-cp "$OUT/log.txt" "$WORK/bench.jsonl" "$WORK/results/" 2>/dev/null
-tar -C "$WORK" -czf - results | split -b 16000000 - "$OUT/results.tgz.part-"
-ls -la "$OUT"
+cp "$OUT/log.txt" "$WORK/results/" 2>/dev/null
+tar -C "$WORK" -cf - results | split -b 16000000 - "$OUT/results.tar.part-"
+ls -la "$OUT" | tee -a "$OUT/log.txt"
 log "done"

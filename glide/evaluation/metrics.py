@@ -1,0 +1,70 @@
+"""Sample-quality metrics over feature vectors: Frechet distance, precision/recall, CLIP score.
+
+Features are [N, D] arrays (Inception pool3 for standard FID, or the noised CLIP's image embedding at t=0
+for an FD that needs no outside weights). All statistics are computed in float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def feature_stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance of [N, D] features."""
+    f = np.asarray(feats, dtype=np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"need at least two feature vectors of shape [N, D], got {f.shape}")
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2) between two Gaussians (Heusel et al. 2017).
+
+    Tr((S1 S2)^1/2) = Tr((A S2 A)^1/2) with A = S1^1/2: both square roots are of symmetric PSD matrices,
+    so eigh is exact and stable where a general sqrtm of the non-symmetric S1 S2 needs fixes for
+    complex round-off.
+    """
+    s1 = torch.as_tensor(sigma1, dtype=torch.float64)
+    s2 = torch.as_tensor(sigma2, dtype=torch.float64)
+    w, v = torch.linalg.eigh((s1 + s1.T) / 2)
+    a = (v * w.clamp(min=0).sqrt()) @ v.T
+    m = a @ s2 @ a
+    tr_sqrt = torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum()
+    diff = torch.as_tensor(mu1, dtype=torch.float64) - torch.as_tensor(mu2, dtype=torch.float64)
+    fd = diff @ diff + torch.trace(s1) + torch.trace(s2) - 2 * tr_sqrt
+    return float(fd.clamp(min=0))
+
+
+def fd_from_features(real: np.ndarray, fake: np.ndarray) -> float:
+    return frechet_distance(*feature_stats(real), *feature_stats(fake))
+
+
+def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from each point to its k-th nearest other point (the sample's own manifold ball)."""
+    d = torch.cdist(x, x)
+    return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN manifolds.
+
+    precision: share of generated samples inside the real manifold (fidelity);
+    recall: share of real samples inside the generated manifold (coverage).
+    """
+    r = torch.as_tensor(np.asarray(real), dtype=torch.float64)
+    f = torch.as_tensor(np.asarray(fake), dtype=torch.float64)
+    if min(len(r), len(f)) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} samples on each side")
+    r_rad, f_rad = _knn_radii(r, k), _knn_radii(f, k)
+    d = torch.cdist(f, r)  # [fake, real]
+    precision = (d <= r_rad[None, :]).any(1).double().mean()
+    recall = (d.T <= f_rad[None, :]).any(1).double().mean()
+    return float(precision), float(recall)
+
+
+def clip_score(image_emb: np.ndarray, text_emb: np.ndarray) -> float:
+    """Mean of 100 * max(cos, 0) over matched (image, caption) pairs (Hessel et al. 2021, w = 1)."""
+    a = torch.nn.functional.normalize(torch.as_tensor(np.asarray(image_emb), dtype=torch.float64), dim=-1)
+    b = torch.nn.functional.normalize(torch.as_tensor(np.asarray(text_emb), dtype=torch.float64), dim=-1)
+    return float(100 * (a * b).sum(-1).clamp(min=0).mean())
