@@ -97,3 +97,21 @@ def test_eval_errors(tiny64, tmp_path):
                 "--out", tmp_path / "x")
     assert p.returncode == 2 and "pt_inception" in p.stderr and "Traceback" not in p.stderr
     assert not Path(tmp_path / "x" / "results.json").exists()
+
+
+def test_eval_with_inception_weights_adds_fid(tiny64, tmp_path):
+    import torch
+
+    from glide.evaluation.inception import FIDInception
+
+    torch.manual_seed(0)
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(FIDInception().state_dict(), weights)  # random weights in the real file's layout
+    model, data = tiny64
+    p = run_cli("eval", "--model", model, "--data", data, "--splits", "heldout_pair", "-n", "6",
+                "--guidance-scales", "1", "--steps", "2", "--inception-weights", weights,
+                "--cache-dir", tmp_path / "cache", "--out", tmp_path / "ev", "-q", check=True)
+    assert "| fid |" in p.stdout
+    row = json.loads((tmp_path / "ev" / "results.json").read_text())["rows"][1]
+    assert row["fid"] > 0 and np.isfinite(row["fid"])
+    assert len(list((tmp_path / "cache").glob("real-inception-*.npz"))) == 1
