@@ -148,6 +148,24 @@ _UPSAMPLE = ModelConfig(
     noise_schedule="linear",
 )
 
+_SMALL = ModelConfig(
+    unet=UNetConfig(
+        image_size=64, channels=64, channel_mult=(1, 2, 3, 3), num_res_blocks=2,
+        attention_resolutions=(16, 8), head_channels=32, dropout=0.1,
+    ),
+    text=TextConfig(context=32, width=256, layers=4, heads=4),
+)
+_SMALL_UPSAMPLE = ModelConfig(
+    unet=UNetConfig(
+        image_size=256, channels=32, channel_mult=(1, 1, 2, 2, 4), num_res_blocks=1,
+        attention_resolutions=(16,), head_channels=32, dropout=0.0,
+    ),
+    text=TextConfig(tokenizer="bytes", context=64, width=128, layers=2, heads=4),
+    super_res=True,
+    low_res_size=64,
+    noise_schedule="linear",
+)
+
 PRESETS: dict[str, ModelConfig] = {
     # The four released GLIDE (filtered) checkpoints, exactly as model_and_diffusion_defaults() builds them.
     "base": _BASE,
@@ -167,43 +185,16 @@ PRESETS: dict[str, ModelConfig] = {
         ),
         text=TextConfig(tokenizer="bytes", context=32, width=64, layers=2, heads=2),
     ),
-    "small": ModelConfig(
-        unet=UNetConfig(
-            image_size=64, channels=64, channel_mult=(1, 2, 3, 3), num_res_blocks=2,
-            attention_resolutions=(16, 8), head_channels=32, dropout=0.1,
-        ),
-        text=TextConfig(context=32, width=256, layers=4, heads=4),
-    ),
-    "small-upsample": ModelConfig(
-        unet=UNetConfig(
-            image_size=256, channels=32, channel_mult=(1, 1, 2, 2, 4), num_res_blocks=1,
-            attention_resolutions=(16,), head_channels=32, dropout=0.0,
-        ),
-        text=TextConfig(tokenizer="bytes", context=64, width=128, layers=2, heads=4),
-        super_res=True,
-        low_res_size=64,
-        noise_schedule="linear",
-    ),
-    # The bundled emoji models. Byte tokens keep the text side small (no 50257-row table); a 96-byte context
+    "small": _SMALL,
+    "small-upsample": _SMALL_UPSAMPLE,
+    # The bundled emoji models: the small ones with byte tokens (no 50257-row table) and a 96-byte context that
     # holds the longest emoji caption with its style suffix. No dropout: they train for minutes, not days.
-    "emoji": ModelConfig(
-        unet=UNetConfig(
-            image_size=64, channels=64, channel_mult=(1, 2, 3, 3), num_res_blocks=2,
-            attention_resolutions=(16, 8), head_channels=32, dropout=0.0,
-        ),
+    "emoji": _SMALL.replace(
+        unet=dataclasses.replace(_SMALL.unet, dropout=0.0),
         text=TextConfig(tokenizer="bytes", context=96, width=256, layers=4, heads=4),
         inpaint=True,
     ),
-    "emoji-upsample": ModelConfig(
-        unet=UNetConfig(
-            image_size=256, channels=32, channel_mult=(1, 1, 2, 2, 4), num_res_blocks=1,
-            attention_resolutions=(16,), head_channels=32, dropout=0.0,
-        ),
-        text=TextConfig(tokenizer="bytes", context=96, width=128, layers=2, heads=4),
-        super_res=True,
-        low_res_size=64,
-        noise_schedule="linear",
-    ),
+    "emoji-upsample": _SMALL_UPSAMPLE.replace(text=dataclasses.replace(_SMALL_UPSAMPLE.text, context=96)),
 }
 
 
