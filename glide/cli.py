@@ -203,7 +203,6 @@ def _scales(s: str) -> tuple[float, ...]:
 def cmd_eval(args) -> int:
     from .clip.io import load_clip
     from .evaluation.evaluate import EvalConfig, Scorer, config_dict, default_cache_dir, evaluate, format_table
-    from .images import grid, save_atomic
     from .pipeline import Pipeline, default_model, resolve_model
 
     cfg = EvalConfig(data=args.data, splits=tuple(args.splits.split(",")), n=args.n,
@@ -227,26 +226,13 @@ def cmd_eval(args) -> int:
     scorer = Scorer(clip, inception, inception_key, _model_key(clip_dir),
                     Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     out = Path(args.out)
-    rows = evaluate(pipe, scorer, cfg, out / "samples", progress=not args.quiet)
+    rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet)
     table = format_table(rows)
     print(table)
     record = {"model": str(model), "clip": str(clip_dir), "inception": args.inception_weights, **config_dict(cfg)}
     _write_text(out / "results.json", json.dumps({"config": record, "rows": rows}, indent=1) + "\n")
     _write_text(out / "table.md", table + "\n")
-    # A grid per scale: the first 16 samples, next to the real images they should resemble.
-    from .evaluation.evaluate import load_reference
-
-    real = load_reference(cfg, pipe.cfg.unet.image_size)[0][:16]
-    from PIL import Image
-
-    for f in sorted((out / "samples").glob("samples-g*.npz")):
-        import numpy as np
-
-        with np.load(f) as z:
-            fake = z["x"][:16]
-        tiles = [Image.fromarray(im) for pair in zip(real, fake) for im in pair]
-        save_atomic(grid(tiles, cols=8), out / f"{f.name.split('-')[1]}.png")
-    print(f"wrote {out / 'results.json'}, {out / 'table.md'} and sample grids (real | generated pairs)")
+    print(f"wrote {out / 'results.json'}, {out / 'table.md'} and a grid per scale (real | generated pairs)")
     return 0
 
 
@@ -278,6 +264,9 @@ def cmd_export(args) -> int:
     return 0
 
 
+_NO_CONSISTENCY = "plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="glide", description="GLIDE text-guided diffusion.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -299,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--upsample", action="store_true", help="run the 64 -> 256 upsampler on the samples")
     s.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
     s.add_argument("--no-consistency", action="store_true",
-                   help="plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)")
+                   help=_NO_CONSISTENCY)
     s.add_argument("--out", default="samples.png", help="grid image; individual images go beside it")
     _common(s)
     s.set_defaults(func=cmd_sample)
@@ -318,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--upsample", action="store_true", help="edit at 256 px with the upsampler")
     i.add_argument("--upsampler", default=None)
     i.add_argument("--no-consistency", action="store_true",
-                   help="plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)")
+                   help=_NO_CONSISTENCY)
     i.add_argument("--composite", action="store_true", help="paste the result back into the original image")
     i.add_argument("--out", default="inpainted.png")
     _common(i)
@@ -332,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
     u.add_argument("--temperature", type=float, default=0.997)
     u.add_argument("--no-consistency", action="store_true",
-                   help="plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)")
+                   help=_NO_CONSISTENCY)
     u.add_argument("--out", default="upsampled.png")
     _common(u)
     u.set_defaults(func=cmd_upsample)

@@ -17,5 +17,14 @@ def _deterministic():
 
 
 @pytest.fixture
+def one_thread():
+    """For small models on a busy machine: a second thread mostly waits and adds synchronisation."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES

@@ -34,13 +34,7 @@ from glide.errors import GlideError
 from glide.official.clip import clip_config_from_options
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: a second thread only adds synchronisation (and waits on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 needs_clip_case = pytest.mark.skipif(not (FIXTURES / "clip" / "manifest.json").is_file(), reason="no clip case")

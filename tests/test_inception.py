@@ -35,13 +35,7 @@ EXPECTED_SHAPES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine running the tests is often busy: extra threads mostly wait."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

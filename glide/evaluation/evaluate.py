@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import GlideError
+from ..images import grid, save_atomic
 from .metrics import clip_score, fd_from_features, precision_recall
 
 
@@ -48,9 +49,9 @@ def _npz_path(data: str | os.PathLike, size: int) -> Path:
     return p
 
 
-def load_reference(cfg: EvalConfig, size: int) -> tuple[np.ndarray, list[str], list[str], Path]:
-    """The real images (uint8 [N, S, S, 3]), captions and styles of `cfg.n` items of the held-out splits,
-    drawn with a fixed seed."""
+def load_reference(cfg: EvalConfig, size: int) -> tuple[np.ndarray, list[str], Path]:
+    """The real images (uint8 [N, S, S, 3]) and captions of `cfg.n` items of the held-out splits, drawn with
+    a fixed seed, and the file they came from."""
     path = _npz_path(cfg.data, size)
     with np.load(path, allow_pickle=False) as z:
         split = z["split"]
@@ -61,10 +62,9 @@ def load_reference(cfg: EvalConfig, size: int) -> tuple[np.ndarray, list[str], l
             idx = np.sort(np.random.default_rng(cfg.seed).choice(idx, cfg.n, replace=False))
         images = z["images"][idx]
         captions = [str(c) for c in z["captions"][idx]]
-        styles = [str(s) for s in z["style"][idx]] if "style" in z.files else [""] * len(idx)
     if images.shape[1] != size:
         raise GlideError(f"{path} holds {images.shape[1]} px images; the model makes {size} px ones")
-    return images, captions, styles, path
+    return images, captions, path
 
 
 def to_model_range(images: np.ndarray) -> torch.Tensor:
@@ -161,17 +161,16 @@ class Scorer:
 def evaluate(pipe, scorer: Scorer, cfg: EvalConfig, out_dir: str | os.PathLike | None = None,
              progress: bool = True) -> list[dict]:
     """One row per guidance scale, plus a first row scoring the real held-out images themselves
-    (its CLIP score is the ceiling; its FD and precision/recall are 0 and 1 by construction)."""
+    (its CLIP score is the ceiling; its FD and precision/recall are 0 and 1 by construction).
+    With `out_dir`, samples are kept in out_dir/samples/ (and reused) and each scale S gets a grid gS.png."""
     size = pipe.cfg.unet.image_size
-    real_images, captions, styles, path = load_reference(cfg, size)
+    real_images, captions, path = load_reference(cfg, size)
     ref_key = [_file_key(path), list(cfg.splits), cfg.n, cfg.seed]
     real = scorer.real_features(real_images, ref_key)
     text_emb = clip_text_features(scorer.clip, captions)
     rows = [{"guidance_scale": "real", "n": len(captions),
              "clip_score": clip_score(real["clip"], text_emb)}]
     out = Path(out_dir) if out_dir else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
     model_key = getattr(pipe, "model_key", "")
     for scale in cfg.guidance_scales:
         def make(scale=scale) -> np.ndarray:
@@ -179,7 +178,8 @@ def evaluate(pipe, scorer: Scorer, cfg: EvalConfig, out_dir: str | os.PathLike |
 
         if out:
             key = _digest(model_key, ref_key, scale, str(cfg.steps), cfg.sampler, cfg.batch_size)
-            fake = _cached(out / f"samples-g{scale:g}-{key}.npz", make)
+            fake = _cached(out / "samples" / f"samples-g{scale:g}-{key}.npz", make)
+            save_atomic(pair_grid(real_images, fake), out / f"g{scale:g}.png")
         else:
             fake = make()
         row = {"guidance_scale": scale, "n": len(fake), **scorer.score(fake, captions, real, cfg.k, text_emb)}
@@ -201,6 +201,14 @@ def sample_all(pipe, captions: Sequence[str], scale: float, cfg: EvalConfig, pro
         bar.update(len(chunk))
     bar.close()
     return np.concatenate(chunks)
+
+
+def pair_grid(real: np.ndarray, fake: np.ndarray, n: int = 16):
+    """The first n (real, generated) pairs side by side, 8 tiles a row."""
+    from PIL import Image
+
+    tiles = [Image.fromarray(im) for pair in zip(real[:n], fake[:n]) for im in pair]
+    return grid(tiles, cols=8)
 
 
 def _rounded(row: dict) -> dict:
