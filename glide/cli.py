@@ -115,6 +115,27 @@ def cmd_upsample(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .pipeline import Pipeline, default_model
+
+    try:
+        from .web.app import launch
+    except ImportError as e:
+        raise GlideError(f"the web page needs Gradio ({e}): pip install 'glide-diffusion[web]'") from None
+    from .web.studio import Limits, Studio
+
+    upsampler = None if args.no_upsampler else (args.upsampler or default_model("upsampler"))
+    clip = None if args.no_clip else (args.clip_model or default_model("clip"))
+    pipe = Pipeline.from_pretrained(args.model or default_model("base"), device=args.device, dtype=args.dtype,
+                                    upsampler=upsampler, clip=clip)
+    if pipe.cfg.super_res:
+        raise GlideError(f"{args.model} is an upsampler; the page needs a base (64 px) model (--model)")
+    studio = Studio(pipe, Limits(max_upload_mb=args.max_upload_mb))
+    warnings.simplefilter("ignore", ResourceWarning)  # the web server's event loops; not actionable
+    launch(studio, host=args.host, port=args.port, concurrency=args.concurrency, queue_size=args.queue_size)
+    return 0
+
+
 def _cuda() -> bool:
     import torch
 
@@ -391,6 +412,21 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None)
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval)
+
+    w = sub.add_parser("serve", help="start the local web page (needs: pip install 'glide-diffusion[web]')")
+    w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    w.add_argument("--port", type=_positive_int, default=7860)
+    w.add_argument("--model", default=None, help="base model folder (default: the bundled one)")
+    w.add_argument("--upsampler", default=None, help="upsampler folder (default: the bundled one)")
+    w.add_argument("--no-upsampler", action="store_true", help="no 256 px upsampling")
+    w.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
+    w.add_argument("--no-clip", action="store_true", help="no CLIP guidance")
+    w.add_argument("--concurrency", type=_positive_int, default=1, help="jobs sampling at once (default 1)")
+    w.add_argument("--queue-size", type=_positive_int, default=64, help="jobs that may wait in line")
+    w.add_argument("--max-upload-mb", type=float, default=8.0)
+    w.add_argument("--device", default=None)
+    w.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None)
+    w.set_defaults(func=cmd_serve)
     return p
 
 

@@ -200,10 +200,13 @@ class Pipeline:
         cond_fn=None,
         project=None,
         progress: bool = False,
+        callback=None,
     ) -> torch.Tensor:
         """One batch from `model` (default: the base model): images in [-1, 1], [len(prompts), 3, S, S].
 
         `inputs` are extra model inputs shared by both guidance halves (low_res, inpaint_image, inpaint_mask).
+        `callback(i, x, out)` runs after every step (i counts down to 0; out.pred_xstart is the current
+        x_0 estimate); raising from it stops sampling.
         """
         try:
             guidance_scale = float(guidance_scale)
@@ -219,7 +222,7 @@ class Pipeline:
         denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale)
         x = torch.randn((n, 3, size, size), generator=generator, device=self.device) * temperature
         kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, cond_fn=cond_fn, generator=generator,
-                      progress=progress, project=project)
+                      progress=progress, project=project, callback=callback)
         if sampler == "ddim":
             kwargs["eta"] = eta
         return sample_fn(denoiser, diffusion, x, **kwargs)
@@ -258,6 +261,7 @@ class Pipeline:
         upsample_sampler: str = "ddim",
         upsample_temperature: float = 0.997,
         progress: bool = True,
+        callback=None,
     ) -> list[Image.Image]:
         """Generate `num_images` per prompt (in chunks of `batch_size`); `upsample` runs the 64 -> 256 cascade.
         `clip_guidance_scale` > 0 adds CLIP guidance (needs a CLIP); it combines with classifier-free guidance."""
@@ -271,16 +275,17 @@ class Pipeline:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
             x = self.sample(chunk, guidance_scale=guidance_scale, steps=steps, sampler=sampler, eta=eta,
-                            temperature=temperature, generator=generator, progress=progress,
+                            temperature=temperature, generator=generator, progress=progress, callback=callback,
                             cond_fn=self.clip_guidance(chunk, clip_guidance_scale))
             if upsample:
-                x = self._upsample(x, chunk, upsample_steps, upsample_sampler, upsample_temperature, generator, progress)
+                x = self._upsample(x, chunk, upsample_steps, upsample_sampler, upsample_temperature, generator, progress,
+                                   callback=callback)
             images += to_pil(x)
         return images
 
     # -- upsampling --------------------------------------------------------------------------------
     def _upsample(self, low: torch.Tensor, prompts: list[str], steps, sampler, temperature, generator, progress,
-                  inputs: dict | None = None) -> torch.Tensor:
+                  inputs: dict | None = None, callback=None) -> torch.Tensor:
         # The upsampler was trained on 8-bit images: quantise its input like a saved 64 px image.
         low = ((low.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
         fns = [_keep_known(inputs)] if inputs else []
@@ -288,11 +293,11 @@ class Pipeline:
             fns.insert(0, _low_res_consistency(low, self.upsampler.cfg.unet.image_size))
         return self.sample(prompts, model=self.upsampler, guidance_scale=1.0, steps=steps, sampler=sampler,
                            temperature=temperature, generator=generator, progress=progress,
-                           inputs={"low_res": low, **(inputs or {})}, denoised_fn=_chain(fns))
+                           inputs={"low_res": low, **(inputs or {})}, denoised_fn=_chain(fns), callback=callback)
 
     def upsample(self, images, prompt: str | Sequence[str], *, steps: int | str = "fast27", sampler: str = "ddim",
                  temperature: float = 0.997, seed: int | None = None, batch_size: int = 8,
-                 progress: bool = True) -> list[Image.Image]:
+                 progress: bool = True, callback=None) -> list[Image.Image]:
         """64 px images (PIL or [B, 3, 64, 64] in [-1, 1]) -> 256 px, guided by the prompt(s)."""
         if self.upsampler is None:
             raise GlideError("no upsampler model loaded")
@@ -314,7 +319,7 @@ class Pipeline:
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].to(self.device)
             out += to_pil(self._upsample(x, prompts[start : start + batch_size], steps, sampler, temperature,
-                                         generator, progress))
+                                         generator, progress, callback=callback))
         return out
 
     # -- inpainting --------------------------------------------------------------------------------
@@ -338,6 +343,7 @@ class Pipeline:
         upsample_temperature: float = 0.997,
         composite: bool = False,
         progress: bool = True,
+        callback=None,
     ) -> list[Image.Image]:
         """Repaint the white region of `mask` (an image, or None with `box` = (x0, y0, x1, y1)) following
         `prompt`; the rest of the image is kept exactly. With a model that has no inpainting inputs, the
@@ -366,12 +372,13 @@ class Pipeline:
             known = {"inpaint_image": img, "inpaint_mask": keep}
             if self.cfg.inpaint:
                 x = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=steps, sampler=sampler, eta=eta,
-                                generator=generator, inputs=known, denoised_fn=_keep_known(known), progress=progress)
+                                generator=generator, inputs=known, denoised_fn=_keep_known(known), progress=progress,
+                                callback=callback)
             else:
                 diffusion = self.diffusion(steps)
                 x = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=diffusion, sampler=sampler,
                                 eta=eta, generator=generator, denoised_fn=_keep_known(known), progress=progress,
-                                project=_repaint_projection(diffusion, img, keep, generator))
+                                project=_repaint_projection(diffusion, img, keep, generator), callback=callback)
             if upsample:
                 up_inputs = None
                 if self.upsampler.cfg.inpaint:
@@ -380,7 +387,7 @@ class Pipeline:
                     big_keep = torch.nn.functional.interpolate(keep, size=(size, size), mode="nearest")
                     up_inputs = {"inpaint_image": big, "inpaint_mask": big_keep}
                 x = self._upsample(x, [prompt] * n, upsample_steps, upsample_sampler, upsample_temperature, generator,
-                                   progress, inputs=up_inputs)
+                                   progress, inputs=up_inputs, callback=callback)
             images += to_pil(x)
         if composite:
             images = [editing.composite(edit, im) for im in images]

@@ -1,0 +1,295 @@
+"""The Gradio page: Generate, Edit (paint a mask, describe the change, repeat) and Upsample.
+
+Layout and wiring only; what each button does lives in `glide.web.studio`. Offline by default: no share
+link, no analytics, fonts from the system, bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+
+import gradio as gr  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ..errors import GlideError  # noqa: E402
+from ..samplers import SAMPLERS  # noqa: E402
+from .studio import Limits, Studio, canvas_image, painted_mask, preview_images, read_upload  # noqa: E402
+
+PREVIEW_EVERY_S = 1.0  # how often a running job refreshes its preview images
+_SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
+_MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
+
+
+def theme() -> gr.themes.Theme:
+    # System fonts only: the page must not fetch anything from outside this machine.
+    return gr.themes.Default(font=_SYSTEM_FONTS, font_mono=_MONO_FONTS)
+
+
+def _error(e: GlideError) -> gr.Error:
+    return gr.Error(str(e), print_exception=False)
+
+
+def _follow(studio: Studio, job, session, what: str, progress: gr.Progress, preview: bool):
+    """Yield (images | None, status) while `job` runs; finally its result. Closing this generator (Gradio
+    does when the user presses Stop) cancels the job between two sampler steps."""
+    last = 0.0
+    try:
+        for step in job.steps():
+            stage = f" (pass {step.stage + 1})" if step.stage else ""
+            text = f"{what}{stage}: step {step.done}/{step.total}"
+            progress((step.done, step.total), desc=text)
+            now = time.monotonic()
+            if preview and step.preview is not None and now - last >= PREVIEW_EVERY_S:
+                last = now
+                yield preview_images(step.preview), text
+        try:
+            images = job.result()
+        except GlideError as e:
+            if job.cancelled:
+                yield None, "Stopped."
+                return
+            raise _error(e) from None
+        yield images, None
+    finally:
+        studio.finish(session, job)
+
+
+def _session(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    lim = studio.limits
+    samplers = list(SAMPLERS)
+
+    with gr.Blocks(title="glide", analytics_enabled=False) as demo:
+        gr.Markdown("## glide: text-guided diffusion\nGenerate from a caption, paint over a region and describe "
+                    "what should be there, keep going.")
+        gen_images = gr.State([])  # the last generated images, at full resolution
+        gen_selected = gr.State(0)
+        edit_current = gr.State(None)  # the image being edited (square, its own resolution)
+        edit_history = gr.State([])  # earlier inputs, for Undo
+        edit_results = gr.State([])
+        edit_selected = gr.State(0)
+        up_current = gr.State(None)
+
+        with gr.Tabs(selected="generate") as tabs:
+            # -- Generate ------------------------------------------------------------------------
+            with gr.Tab("Generate", id="generate"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        prompt = gr.Textbox(label="Prompt", placeholder="red apple, twemoji style", elem_id="gen-prompt")
+                        with gr.Row():
+                            gen_btn = gr.Button("Generate", variant="primary", elem_id="gen-run")
+                            gen_stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
+                        n_images = gr.Slider(1, lim.max_images, value=4, step=1, label="Images")
+                        scale = gr.Slider(0, 15, value=3.0, step=0.5, label="Guidance scale (classifier-free)")
+                        steps = gr.Slider(5, min(lim.max_steps, 200), value=20, step=1, label="Steps")
+                        sampler = gr.Dropdown(samplers, value="dpm++2m", label="Sampler")
+                        seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+                        clip_scale = gr.Slider(0, 20, value=0, step=0.5, visible=studio.can_clip_guide,
+                                               label="CLIP guidance scale (0 = off; needs ddpm or ddim)")
+                        upsample = gr.Checkbox(False, label="Upsample to 256 px", visible=studio.can_upsample)
+                    with gr.Column(scale=2):
+                        gallery = gr.Gallery(label="Results", columns=4, object_fit="contain", height=420,
+                                             elem_id="gen-gallery", interactive=False)
+                        gen_status = gr.Markdown(elem_id="gen-status")
+                        with gr.Row():
+                            to_edit = gr.Button("Edit selected", elem_id="gen-to-edit")
+                            to_up = gr.Button("Upsample selected", elem_id="gen-to-up", visible=studio.can_upsample)
+
+            # -- Edit ----------------------------------------------------------------------------
+            with gr.Tab("Edit", id="edit"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        upload = gr.UploadButton("Upload an image", file_types=["image"], type="binary",
+                                                 elem_id="edit-upload")
+                        canvas = gr.ImageMask(label="Paint the region to change", type="pil", sources=[],
+                                              image_mode="RGB", layers=False, transforms=[], height=lim.canvas + 120,
+                                              brush=gr.Brush(default_size=16, colors=["#ff00ff"], color_mode="fixed"),
+                                              canvas_size=(lim.canvas, lim.canvas), elem_id="edit-canvas")
+                        edit_prompt = gr.Textbox(label="What should be there", elem_id="edit-prompt")
+                        with gr.Row():
+                            edit_btn = gr.Button("Edit", variant="primary", elem_id="edit-run")
+                            edit_stop = gr.Button("Stop", variant="stop", elem_id="edit-stop")
+                            undo_btn = gr.Button("Undo", elem_id="edit-undo")
+                        with gr.Accordion("Settings", open=False):
+                            edit_n = gr.Slider(1, lim.max_images, value=2, step=1, label="Images")
+                            edit_scale = gr.Slider(0, 15, value=5.0, step=0.5, label="Guidance scale")
+                            edit_steps = gr.Slider(5, min(lim.max_steps, 200), value=20, step=1, label="Steps")
+                            edit_sampler = gr.Dropdown(samplers, value="dpm++2m", label="Sampler")
+                            edit_seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+                    with gr.Column(scale=1):
+                        edit_gallery = gr.Gallery(label="Edits", columns=2, object_fit="contain", height=420,
+                                                  elem_id="edit-gallery", interactive=False)
+                        edit_status = gr.Markdown(elem_id="edit-status")
+                        use_btn = gr.Button("Use result as input", elem_id="edit-use")
+
+            # -- Upsample ------------------------------------------------------------------------
+            with gr.Tab("Upsample", id="upsample", visible=studio.can_upsample):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        up_upload = gr.UploadButton("Upload an image", file_types=["image"], type="binary",
+                                                    elem_id="up-upload")
+                        up_input = gr.Image(label="64 px input", interactive=False, type="pil", height=280,
+                                            elem_id="up-input")
+                        up_prompt = gr.Textbox(label="Prompt", elem_id="up-prompt")
+                        with gr.Row():
+                            up_btn = gr.Button("Upsample", variant="primary", elem_id="up-run")
+                            up_stop = gr.Button("Stop", variant="stop", elem_id="up-stop")
+                    with gr.Column(scale=1):
+                        up_output = gr.Image(label="256 px", interactive=False, type="pil", height=280,
+                                             elem_id="up-output")
+                        up_status = gr.Markdown(elem_id="up-status")
+
+        # -- handlers ------------------------------------------------------------------------------
+        def on_generate(text, n, g, st, smp, sd, cg, up, request: gr.Request, progress=gr.Progress()):
+            session = _session(request)
+            try:
+                job, used_seed = studio.generate(text, num_images=n, guidance_scale=g, steps=st, sampler=smp,
+                                                 seed=sd, clip_guidance_scale=cg, upsample=up, session=session)
+            except GlideError as e:
+                raise _error(e) from None
+            for images, status in _follow(studio, job, session, "Generating", progress, preview=True):
+                if status is not None:
+                    yield images if images is not None else gr.skip(), status, gr.skip()
+                else:
+                    yield images, f"{len(images)} image{'s' * (len(images) > 1)}, seed {used_seed}", images
+
+        def on_edit(value, current, text, n, g, st, smp, sd, request: gr.Request, progress=gr.Progress()):
+            session = _session(request)
+            try:
+                if current is None:
+                    raise GlideError("choose an image to edit first (upload one, or send a generated one)")
+                repaint = painted_mask((value or {}).get("layers"), current.size[0])
+                job, used_seed = studio.edit(current, repaint, text, num_images=n, guidance_scale=g, steps=st,
+                                             sampler=smp, seed=sd, session=session)
+            except GlideError as e:
+                raise _error(e) from None
+            for images, status in _follow(studio, job, session, "Editing", progress, preview=False):
+                if status is not None:
+                    yield gr.skip(), status, gr.skip(), gr.skip()
+                else:
+                    yield images, f"{len(images)} edit{'s' * (len(images) > 1)}, seed {used_seed}", images, 0
+
+        def on_upsample(current, text, request: gr.Request, progress=gr.Progress()):
+            session = _session(request)
+            try:
+                job, used_seed = studio.upsample(current, text, session=session)
+            except GlideError as e:
+                raise _error(e) from None
+            for images, status in _follow(studio, job, session, "Upsampling", progress, preview=False):
+                if status is not None:
+                    yield gr.skip(), status
+                else:
+                    yield images[0], f"256 px, seed {used_seed}"
+
+        def on_stop(request: gr.Request):
+            return "Stopped." if studio.cancel(_session(request)) else gr.skip()
+
+        def start_editing(image: Image.Image, current, history):
+            if current is not None and current is not image:
+                history = (history + [current])[-lim.history:]
+            return image, history, canvas_image(image, lim.canvas), None, []
+
+        def on_upload(data: bytes, current, history):
+            try:
+                image = read_upload(data, lim)
+            except GlideError as e:
+                gr.Warning(f"Upload refused: {e}")
+                return gr.skip(), gr.skip(), gr.skip(), f"**Upload refused:** {e}", gr.skip()
+            image = canvas_image(image, min(min(image.size), 2 * lim.canvas))
+            current, history, shown, _, results = start_editing(image, current, history)
+            return current, history, shown, "Image loaded: paint over the region to change.", results
+
+        def send(images, index, current, history):
+            if not images:
+                raise gr.Error("generate something first")
+            image = images[min(int(index or 0), len(images) - 1)]
+            current, history, shown, _, results = start_editing(image, current, history)
+            return current, history, shown, "", results, gr.Tabs(selected="edit")
+
+        def use_result(results, index, current, history):
+            if not results:
+                raise gr.Error("make an edit first")
+            image = results[min(int(index or 0), len(results) - 1)]
+            current, history, shown, _, _ = start_editing(image, current, history)
+            return current, history, shown, "Result loaded: paint the next change."
+
+        def undo(current, history):
+            if not history:
+                raise gr.Error("nothing to undo")
+            *history, previous = history
+            return previous, history, canvas_image(previous, lim.canvas), f"Undone ({len(history)} more to undo)."
+
+        def to_upsample(images, index):
+            if not images:
+                raise gr.Error("generate something first")
+            image = images[min(int(index or 0), len(images) - 1)]
+            return image, image, gr.Tabs(selected="upsample")
+
+        def on_up_upload(data: bytes):
+            try:
+                image = read_upload(data, lim)
+            except GlideError as e:
+                gr.Warning(f"Upload refused: {e}")
+                return gr.skip(), gr.skip(), f"**Upload refused:** {e}"
+            return image, image, "Image loaded."
+
+        def selected(evt: gr.SelectData):
+            return evt.index
+
+        # -- wiring --------------------------------------------------------------------------------
+        gen_inputs = [prompt, n_images, scale, steps, sampler, seed, clip_scale, upsample]
+        gen_event = gen_btn.click(on_generate, gen_inputs, [gallery, gen_status, gen_images],
+                                  api_name="generate", concurrency_id="model")
+        prompt.submit(on_generate, gen_inputs, [gallery, gen_status, gen_images], concurrency_id="model",
+                      api_visibility="private")
+        gen_stop.click(on_stop, None, gen_status, cancels=[gen_event], queue=False, api_visibility="private")
+        gallery.select(selected, None, gen_selected, queue=False, api_visibility="private")
+
+        edit_event = edit_btn.click(
+            on_edit, [canvas, edit_current, edit_prompt, edit_n, edit_scale, edit_steps, edit_sampler, edit_seed],
+            [edit_gallery, edit_status, edit_results, edit_selected], api_visibility="private",
+            concurrency_id="model")
+        edit_stop.click(on_stop, None, edit_status, cancels=[edit_event], queue=False, api_visibility="private")
+        edit_gallery.select(selected, None, edit_selected, queue=False, api_visibility="private")
+        upload.upload(on_upload, [upload, edit_current, edit_history],
+                      [edit_current, edit_history, canvas, edit_status, edit_results], api_visibility="private")
+        to_edit.click(send, [gen_images, gen_selected, edit_current, edit_history],
+                      [edit_current, edit_history, canvas, edit_status, edit_results, tabs], api_visibility="private")
+        use_btn.click(use_result, [edit_results, edit_selected, edit_current, edit_history],
+                      [edit_current, edit_history, canvas, edit_status], api_visibility="private")
+        undo_btn.click(undo, [edit_current, edit_history], [edit_current, edit_history, canvas, edit_status],
+                       api_visibility="private")
+
+        up_event = up_btn.click(on_upsample, [up_current, up_prompt], [up_output, up_status],
+                                api_visibility="private", concurrency_id="model")
+        up_stop.click(on_stop, None, up_status, cancels=[up_event], queue=False, api_visibility="private")
+        to_up.click(to_upsample, [gen_images, gen_selected], [up_current, up_input, tabs], api_visibility="private")
+        to_up.click(lambda text: text, prompt, up_prompt, queue=False, api_visibility="private")
+        to_edit.click(lambda text: text, prompt, edit_prompt, queue=False, api_visibility="private")
+        up_upload.upload(on_up_upload, up_upload, [up_current, up_input, up_status], api_visibility="private")
+    return demo
+
+
+def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, concurrency: int = 1, queue_size: int = 64,
+           block: bool = True):
+    """Start the server. `concurrency` jobs sample at once (they share the model); up to `queue_size` more
+    wait in line."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: anyone who can reach this machine on port {port} can use the "
+              "page and its compute; there is no login.", file=sys.stderr)
+    demo = build_app(studio)
+    demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
+    demo.launch(server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
+                max_file_size=int(studio.limits.max_upload_mb * 2**20), show_error=False, ssr_mode=False,
+                pwa=False, mcp_server=False, footer_links=[], theme=theme(), quiet=True)
+    print(f"glide: serving on {demo.local_url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
+    if block:
+        demo.block_thread()
+    return demo
