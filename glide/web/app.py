@@ -6,9 +6,12 @@ link, no analytics, fonts from the system, bound to 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import time
+import traceback
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
 
@@ -17,11 +20,13 @@ from PIL import Image  # noqa: E402
 
 from ..errors import GlideError  # noqa: E402
 from ..samplers import SAMPLERS  # noqa: E402
-from .studio import Limits, Studio, canvas_image, painted_mask, preview_images, read_upload  # noqa: E402
+from .studio import Limits, Studio, canvas_image, edit_source, painted_mask, preview_images, read_upload  # noqa: E402
 
 PREVIEW_EVERY_S = 1.0  # how often a running job refreshes its preview images
 _SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 _MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
+# 64 px results are shown enlarged: keep their pixels sharp instead of blurring them.
+CSS = "#gen-gallery img, #edit-gallery img, #up-input img { image-rendering: pixelated; }"
 
 
 def theme() -> gr.themes.Theme:
@@ -33,10 +38,42 @@ def _error(e: GlideError) -> gr.Error:
     return gr.Error(str(e), print_exception=False)
 
 
+def _guard(fn):
+    """Show a problem the user can fix as its message; log anything else and say where to look."""
+
+    def translate(e: Exception) -> gr.Error:
+        if isinstance(e, gr.Error):
+            return e
+        if isinstance(e, GlideError):
+            return _error(e)
+        traceback.print_exc()
+        return gr.Error(f"internal error ({type(e).__name__}: {e}); the server log has the details",
+                        print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def run_stream(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as e:
+                raise translate(e) from None
+
+        return run_stream
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            raise translate(e) from None
+
+    return run
+
+
 def _follow(studio: Studio, job, session, what: str, progress: gr.Progress, preview: bool):
     """Yield (images | None, status) while `job` runs; finally its result. Closing this generator (Gradio
     does when the user presses Stop) cancels the job between two sampler steps."""
-    last = 0.0
+    last, start = 0.0, time.monotonic()
     try:
         for step in job.steps():
             stage = f" (pass {step.stage + 1})" if step.stage else ""
@@ -53,6 +90,7 @@ def _follow(studio: Studio, job, session, what: str, progress: gr.Progress, prev
                 yield None, "Stopped."
                 return
             raise _error(e) from None
+        print(f"glide serve: {what.lower()} took {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
         yield images, None
     finally:
         studio.finish(session, job)
@@ -90,12 +128,12 @@ def build_app(studio: Studio) -> gr.Blocks:
                         scale = gr.Slider(0, 15, value=3.0, step=0.5, label="Guidance scale (classifier-free)")
                         steps = gr.Slider(5, min(lim.max_steps, 200), value=20, step=1, label="Steps")
                         sampler = gr.Dropdown(samplers, value="dpm++2m", label="Sampler")
-                        seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+                        seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="gen-seed")
                         clip_scale = gr.Slider(0, 20, value=0, step=0.5, visible=studio.can_clip_guide,
                                                label="CLIP guidance scale (0 = off; needs ddpm or ddim)")
                         upsample = gr.Checkbox(False, label="Upsample to 256 px", visible=studio.can_upsample)
                     with gr.Column(scale=2):
-                        gallery = gr.Gallery(label="Results", columns=4, object_fit="contain", height=420,
+                        gallery = gr.Gallery(label="Results", columns=4, object_fit="contain", height=420, format="png",
                                              elem_id="gen-gallery", interactive=False)
                         gen_status = gr.Markdown(elem_id="gen-status")
                         with gr.Row():
@@ -109,7 +147,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         upload = gr.UploadButton("Upload an image", file_types=["image"], type="binary",
                                                  elem_id="edit-upload")
                         canvas = gr.ImageMask(label="Paint the region to change", type="pil", sources=[],
-                                              image_mode="RGB", layers=False, transforms=[], height=lim.canvas + 120,
+                                              image_mode="RGBA", format="png", layers=False, transforms=[], height=lim.canvas + 120,
                                               brush=gr.Brush(default_size=16, colors=["#ff00ff"], color_mode="fixed"),
                                               canvas_size=(lim.canvas, lim.canvas), elem_id="edit-canvas")
                         edit_prompt = gr.Textbox(label="What should be there", elem_id="edit-prompt")
@@ -117,14 +155,14 @@ def build_app(studio: Studio) -> gr.Blocks:
                             edit_btn = gr.Button("Edit", variant="primary", elem_id="edit-run")
                             edit_stop = gr.Button("Stop", variant="stop", elem_id="edit-stop")
                             undo_btn = gr.Button("Undo", elem_id="edit-undo")
-                        with gr.Accordion("Settings", open=False):
+                        with gr.Accordion("Settings", open=True, elem_id="edit-settings"):
                             edit_n = gr.Slider(1, lim.max_images, value=2, step=1, label="Images")
                             edit_scale = gr.Slider(0, 15, value=5.0, step=0.5, label="Guidance scale")
                             edit_steps = gr.Slider(5, min(lim.max_steps, 200), value=20, step=1, label="Steps")
                             edit_sampler = gr.Dropdown(samplers, value="dpm++2m", label="Sampler")
-                            edit_seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+                            edit_seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="edit-seed")
                     with gr.Column(scale=1):
-                        edit_gallery = gr.Gallery(label="Edits", columns=2, object_fit="contain", height=420,
+                        edit_gallery = gr.Gallery(label="Edits", columns=2, object_fit="contain", height=420, format="png",
                                                   elem_id="edit-gallery", interactive=False)
                         edit_status = gr.Markdown(elem_id="edit-status")
                         use_btn = gr.Button("Use result as input", elem_id="edit-use")
@@ -136,17 +174,18 @@ def build_app(studio: Studio) -> gr.Blocks:
                         up_upload = gr.UploadButton("Upload an image", file_types=["image"], type="binary",
                                                     elem_id="up-upload")
                         up_input = gr.Image(label="64 px input", interactive=False, type="pil", height=280,
-                                            elem_id="up-input")
+                                            format="png", elem_id="up-input")
                         up_prompt = gr.Textbox(label="Prompt", elem_id="up-prompt")
                         with gr.Row():
                             up_btn = gr.Button("Upsample", variant="primary", elem_id="up-run")
                             up_stop = gr.Button("Stop", variant="stop", elem_id="up-stop")
                     with gr.Column(scale=1):
                         up_output = gr.Image(label="256 px", interactive=False, type="pil", height=280,
-                                             elem_id="up-output")
+                                             format="png", elem_id="up-output")
                         up_status = gr.Markdown(elem_id="up-status")
 
         # -- handlers ------------------------------------------------------------------------------
+        @_guard
         def on_generate(text, n, g, st, smp, sd, cg, up, request: gr.Request, progress=gr.Progress()):
             session = _session(request)
             try:
@@ -160,12 +199,15 @@ def build_app(studio: Studio) -> gr.Blocks:
                 else:
                     yield images, f"{len(images)} image{'s' * (len(images) > 1)}, seed {used_seed}", images
 
+        @_guard
         def on_edit(value, current, text, n, g, st, smp, sd, request: gr.Request, progress=gr.Progress()):
             session = _session(request)
             try:
+                value = value or {}
+                current = edit_source(current, value.get("background"), lim.canvas)
                 if current is None:
                     raise GlideError("choose an image to edit first (upload one, or send a generated one)")
-                repaint = painted_mask((value or {}).get("layers"), current.size[0])
+                repaint = painted_mask(value.get("layers"), current.size[0])
                 job, used_seed = studio.edit(current, repaint, text, num_images=n, guidance_scale=g, steps=st,
                                              sampler=smp, seed=sd, session=session)
             except GlideError as e:
@@ -176,6 +218,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 else:
                     yield images, f"{len(images)} edit{'s' * (len(images) > 1)}, seed {used_seed}", images, 0
 
+        @_guard
         def on_upsample(current, text, request: gr.Request, progress=gr.Progress()):
             session = _session(request)
             try:
@@ -188,6 +231,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 else:
                     yield images[0], f"256 px, seed {used_seed}"
 
+        @_guard
         def on_stop(request: gr.Request):
             return "Stopped." if studio.cancel(_session(request)) else gr.skip()
 
@@ -196,6 +240,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 history = (history + [current])[-lim.history:]
             return image, history, canvas_image(image, lim.canvas), None, []
 
+        @_guard
         def on_upload(data: bytes, current, history):
             try:
                 image = read_upload(data, lim)
@@ -206,6 +251,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             current, history, shown, _, results = start_editing(image, current, history)
             return current, history, shown, "Image loaded: paint over the region to change.", results
 
+        @_guard
         def send(images, index, current, history):
             if not images:
                 raise gr.Error("generate something first")
@@ -213,6 +259,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             current, history, shown, _, results = start_editing(image, current, history)
             return current, history, shown, "", results, gr.Tabs(selected="edit")
 
+        @_guard
         def use_result(results, index, current, history):
             if not results:
                 raise gr.Error("make an edit first")
@@ -220,18 +267,21 @@ def build_app(studio: Studio) -> gr.Blocks:
             current, history, shown, _, _ = start_editing(image, current, history)
             return current, history, shown, "Result loaded: paint the next change."
 
+        @_guard
         def undo(current, history):
             if not history:
                 raise gr.Error("nothing to undo")
             *history, previous = history
             return previous, history, canvas_image(previous, lim.canvas), f"Undone ({len(history)} more to undo)."
 
+        @_guard
         def to_upsample(images, index):
             if not images:
                 raise gr.Error("generate something first")
             image = images[min(int(index or 0), len(images) - 1)]
             return image, image, gr.Tabs(selected="upsample")
 
+        @_guard
         def on_up_upload(data: bytes):
             try:
                 image = read_upload(data, lim)
@@ -287,8 +337,8 @@ def launch(studio: Studio, host: str = "127.0.0.1", port: int = 7860, concurrenc
     demo = build_app(studio)
     demo.queue(default_concurrency_limit=concurrency, max_size=queue_size)
     demo.launch(server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
-                max_file_size=int(studio.limits.max_upload_mb * 2**20), show_error=False, ssr_mode=False,
-                pwa=False, mcp_server=False, footer_links=[], theme=theme(), quiet=True)
+                max_file_size=int(studio.limits.max_upload_mb * 2**20), show_error=True, ssr_mode=False,
+                pwa=False, mcp_server=False, footer_links=[], theme=theme(), css=CSS, quiet=True)
     print(f"glide: serving on {demo.local_url} (Ctrl+C to stop)", file=sys.stderr, flush=True)
     if block:
         demo.block_thread()

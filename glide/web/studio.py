@@ -20,7 +20,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import GlideError
-from ..images import fit_square, to_pil, to_rgb
+from ..images import fit_box, fit_square, to_pil, to_rgb
 from ..pipeline import Pipeline
 from ..samplers import SAMPLERS
 
@@ -144,6 +144,18 @@ def canvas_image(im: Image.Image, side: int) -> Image.Image:
     return im.resize((side, side), Image.NEAREST if im.size[0] < side else Image.LANCZOS)
 
 
+def edit_source(current: Image.Image | None, background: Image.Image | None, side: int) -> Image.Image | None:
+    """The image an edit applies to. Normally the one the page put on the canvas (`current`, kept at its
+    own resolution); but a picture dropped straight onto the canvas replaces the canvas background, and
+    then that picture is the one to edit."""
+    if background is None:
+        return current
+    shown = np.asarray(to_rgb(background))
+    if current is not None and np.array_equal(shown, np.asarray(canvas_image(current, side))):
+        return current
+    return canvas_image(to_rgb(background), min(min(background.size), 2 * side))
+
+
 def painted_mask(layers: list, size: int) -> np.ndarray:
     """The brush strokes of an image-editor value (RGBA layers; painted = opaque) -> bool [size, size],
     True where the user asks to repaint."""
@@ -151,8 +163,10 @@ def painted_mask(layers: list, size: int) -> np.ndarray:
     for layer in layers or []:
         if layer is None:
             continue
-        a = np.asarray(layer.convert("RGBA"))[..., 3] > 0 if isinstance(layer, Image.Image) else \
-            np.asarray(layer)[..., -1] > 0
+        if not isinstance(layer, Image.Image):
+            layer = Image.fromarray(np.asarray(layer))
+        layer = layer.crop(fit_box(*layer.size))  # the same center square as the image it was painted on
+        a = np.asarray(layer.convert("RGBA"))[..., 3] > 0
         painted = a if painted is None else painted | a
     if painted is None or not painted.any():
         raise GlideError("paint over the region to change first")

@@ -1,0 +1,171 @@
+"""End to end in a real browser: `glide serve` with the bundled models, driven by Playwright in Debian's
+Chromium. Generate, send to Edit, paint a mask, edit, use the result, undo, and a bad upload.
+
+Screenshots go to $GLIDE_SCREENSHOTS (docs/images/web for the docs) or the test's temporary folder.
+Needs the web extra, playwright and /usr/bin/chromium (`bash scripts/setup.sh --browser` installs them).
+"""
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM = os.environ.get("GLIDE_CHROMIUM", "/usr/bin/chromium")
+# No update checks, sync or component downloads: the machine may have no network at all.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+
+if os.environ.get("GLIDE_SKIP_BROWSER"):
+    pytest.skip("GLIDE_SKIP_BROWSER is set", allow_module_level=True)
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (bash scripts/setup.sh --browser)")
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "glide", "serve", "--port", str(port)], stdout=f,
+                                stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"glide serve did not start:\n{log.read_text()}")
+            time.sleep(0.5)
+    yield proc, url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    _, url = server
+    hosts = set()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        pg.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+        pg.goto(url)
+        pg.wait_for_selector("#gen-prompt textarea")
+        pg.hosts = hosts
+        yield pg
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    d = Path(os.environ.get("GLIDE_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def gallery_images(page, elem: str) -> list[np.ndarray]:
+    """The images a gallery shows, fetched from the server as the browser would (PNG, exact pixels)."""
+    srcs = [img.get_attribute("src") for img in page.query_selector_all(f"#{elem} img")]
+    out = []
+    for src in dict.fromkeys(s for s in srcs if s):  # the selected image may be shown twice
+        body = page.request.get(src).body()
+        out.append(np.asarray(Image.open(io.BytesIO(body)).convert("RGB")).astype(int))
+    return out
+
+
+def upload(page, button: str, name: str, data: bytes) -> None:
+    """Click an upload button and pick a file, as a user does."""
+    with page.expect_file_chooser() as chooser:
+        page.click(f"#{button}")
+    chooser.value.set_files(files=[{"name": name, "mimeType": "image/png", "buffer": data}])
+
+
+def status(page, elem: str, text: str, timeout_s: float = 150) -> str:
+    page.wait_for_selector(f"#{elem} >> text={text}", timeout=timeout_s * 1000)
+    return page.inner_text(f"#{elem}")
+
+
+def test_generate_edit_undo_in_the_browser(server, page, shots):
+    # -- Generate ----------------------------------------------------------------------------------
+    page.fill("#gen-prompt textarea", "red apple, twemoji style")
+    page.fill("#gen-seed input", "0")
+    page.click("#gen-run")
+    assert "4 images, seed 0" in status(page, "gen-status", "seed 0")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "web_generate.png"))
+    generated = gallery_images(page, "gen-gallery")
+    assert len(generated) == 4 and all(im.shape == (64, 64, 3) for im in generated)
+    assert min(im.std() for im in generated) > 5  # pictures, not blank squares
+    assert np.abs(generated[0] - generated[1]).mean() > 5  # different samples
+
+    # -- send the first one to Edit, paint its middle, describe the change -----------------------------
+    page.click("#gen-to-edit")
+    page.wait_for_selector("#edit-canvas canvas")
+    page.wait_for_timeout(1000)
+    box = page.locator("#edit-canvas canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    reach = min(box["width"], box["height"]) * 0.12
+    page.mouse.move(cx - reach, cy - reach)
+    page.mouse.down()
+    for k in range(9):  # a zig-zag that fills the square around the centre
+        y = cy - reach + 2 * reach * k / 8
+        page.mouse.move(cx + reach, y, steps=4)
+        page.mouse.move(cx - reach, y + reach / 8, steps=4)
+    page.mouse.up()
+    page.fill("#edit-prompt textarea", "smiling face with sunglasses, twemoji style")
+    page.fill("#edit-seed input", "1")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "web_edit_before.png"))
+    page.click("#edit-run")
+    assert "2 edits, seed 1" in status(page, "edit-status", "seed 1")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "web_edit_after.png"))
+
+    edits = gallery_images(page, "edit-gallery")
+    assert len(edits) == 2
+    src = generated[0]
+    for im in edits:
+        diff = np.abs(im - src).max(axis=2)
+        border = np.ones((64, 64), bool)
+        border[12:-12, 12:-12] = False
+        assert diff[border].max() <= 1, "unpainted pixels must stay as they were"
+        assert diff[24:40, 24:40].mean() > 10, "the painted middle must be repainted"
+
+    # -- keep going: the result becomes the input; Undo brings the previous one back ------------------
+    page.click("#edit-use")
+    status(page, "edit-status", "Result loaded", 30)
+    page.click("#edit-undo")
+    assert "Undone" in status(page, "edit-status", "Undone", 30)
+    assert page.hosts == {server[1].split("/")[2]}, f"the page fetched from elsewhere: {page.hosts}"
+
+
+def test_bad_upload_is_answered_in_the_page_and_the_server_stays_up(server, page, shots):
+    page.click("button[role=tab]:has-text('Edit')")
+    upload(page, "edit-upload", "notes.png", b"this is not a picture")
+    assert "not an image" in status(page, "edit-status", "Upload refused", 30)
+    page.screenshot(path=str(shots / "web_bad_upload.png"))
+    assert server[0].poll() is None, "the server died"
+    # ... and it still works: a real image is accepted
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200), "orange").save(buf, "PNG")
+    upload(page, "edit-upload", "orange.png", buf.getvalue())
+    status(page, "edit-status", "Image loaded", 30)
