@@ -23,9 +23,7 @@ CHROMIUM = os.environ.get("GLIDE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 
-if os.environ.get("GLIDE_SKIP_BROWSER"):
-    pytest.skip("GLIDE_SKIP_BROWSER is set", allow_module_level=True)
-from playwright.sync_api import sync_playwright  # noqa: E402
+sync_playwright = pytest.importorskip("playwright.sync_api", reason="bash scripts/setup.sh --browser").sync_playwright
 
 
 def free_port() -> int:
@@ -99,6 +97,12 @@ def upload(page, button: str, name: str, data: bytes) -> None:
     chooser.value.set_files(files=[{"name": name, "mimeType": "image/png", "buffer": data}])
 
 
+def screenshot(page, path: Path) -> None:
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
+
+
 def status(page, elem: str, text: str, timeout_s: float = 150) -> str:
     page.wait_for_selector(f"#{elem} >> text={text}", timeout=timeout_s * 1000)
     return page.inner_text(f"#{elem}")
@@ -111,7 +115,7 @@ def test_generate_edit_undo_in_the_browser(server, page, shots):
     page.click("#gen-run")
     assert "4 images, seed 0" in status(page, "gen-status", "seed 0")
     page.wait_for_timeout(500)
-    page.screenshot(path=str(shots / "web_generate.png"))
+    screenshot(page, shots / "web_generate.png")
     generated = gallery_images(page, "gen-gallery")
     assert len(generated) == 4 and all(im.shape == (64, 64, 3) for im in generated)
     assert min(im.std() for im in generated) > 5  # pictures, not blank squares
@@ -134,11 +138,11 @@ def test_generate_edit_undo_in_the_browser(server, page, shots):
     page.fill("#edit-prompt textarea", "smiling face with sunglasses, twemoji style")
     page.fill("#edit-seed input", "1")
     page.wait_for_timeout(300)
-    page.screenshot(path=str(shots / "web_edit_before.png"))
+    screenshot(page, shots / "web_edit_before.png")
     page.click("#edit-run")
     assert "2 edits, seed 1" in status(page, "edit-status", "seed 1")
     page.wait_for_timeout(500)
-    page.screenshot(path=str(shots / "web_edit_after.png"))
+    screenshot(page, shots / "web_edit_after.png")
 
     edits = gallery_images(page, "edit-gallery")
     assert len(edits) == 2
@@ -162,7 +166,7 @@ def test_bad_upload_is_answered_in_the_page_and_the_server_stays_up(server, page
     page.click("button[role=tab]:has-text('Edit')")
     upload(page, "edit-upload", "notes.png", b"this is not a picture")
     assert "not an image" in status(page, "edit-status", "Upload refused", 30)
-    page.screenshot(path=str(shots / "web_bad_upload.png"))
+    screenshot(page, shots / "web_bad_upload.png")
     assert server[0].poll() is None, "the server died"
     # ... and it still works: a real image is accepted
     buf = io.BytesIO()
