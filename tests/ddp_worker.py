@@ -1,4 +1,5 @@
-"""Run under torchrun (2 gloo processes): train a few steps, then check every rank holds the same weights."""
+"""Run under torchrun (2 gloo processes): train a few steps, then check every rank holds the same weights.
+With a third argument `fsdp`, train sharded instead (the test compares its checkpoint with DDP's)."""
 
 import hashlib
 import sys
@@ -9,10 +10,18 @@ from glide.training import TrainConfig
 from glide.training.trainer import Trainer
 
 data, out = sys.argv[1], sys.argv[2]
+fsdp = sys.argv[3:] == ["fsdp"]
 cfg = TrainConfig(preset="tiny", data=data, out=out, max_steps=4, batch_size=4, checkpoint_every=4, workers=0,
-                  ema_rate=0.9, log_every=2, warmup_steps=1, lr=1e-3)
+                  ema_rate=0.9, log_every=2, warmup_steps=1, lr=1e-3, fsdp=fsdp)
 trainer = Trainer(cfg)
 trainer.run()
+if fsdp:
+    local = trainer.model.unet.input_conv.weight.to_local()
+    assert local.shape[0] < trainer.model.unet.input_conv.weight.shape[0]  # each rank holds a shard only
+    if dist.get_rank() == 0:
+        print("FSDP-DONE")
+    trainer.dist.close()
+    sys.exit(0)
 h = hashlib.sha256()
 for p in trainer.model.parameters():
     h.update(p.detach().numpy().tobytes())

@@ -1,5 +1,5 @@
 """End to end in a real browser: `glide serve` with the bundled models, driven by Playwright in Debian's
-Chromium. Generate, send to Edit, paint a mask, edit, use the result, undo, and a bad upload.
+Chromium. Generate, send to Edit, paint a mask, edit, use the result, undo, upsample, and a bad upload.
 
 Screenshots go to $GLIDE_SCREENSHOTS (docs/images/web for the docs) or the test's temporary folder.
 Needs the web extra, playwright and /usr/bin/chromium (`bash scripts/setup.sh --browser` installs them).
@@ -159,6 +159,17 @@ def test_generate_edit_undo_in_the_browser(server, page, shots):
     status(page, "edit-status", "Result loaded", 30)
     page.click("#edit-undo")
     assert "Undone" in status(page, "edit-status", "Undone", 30)
+
+    # -- a generated image to 256 px ---------------------------------------------------------------------
+    page.click("button[role=tab]:has-text('Generate')")
+    page.click("#gen-to-up")
+    page.click("#up-run")
+    assert "256 px" in status(page, "up-status", "256 px, seed", 120)
+    src = page.get_attribute("#up-output img", "src")
+    big = np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB")).astype(int)
+    assert big.shape == (256, 256, 3)
+    small = np.asarray(Image.fromarray(big.astype(np.uint8)).resize((64, 64), Image.BOX)).astype(int)
+    assert np.abs(small - generated[0]).mean() < 12  # the same picture, enlarged
     assert page.hosts == {server[1].split("/")[2]}, f"the page fetched from elsewhere: {page.hosts}"
 
 

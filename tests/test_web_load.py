@@ -87,3 +87,11 @@ def test_eight_concurrent_clients_each_get_their_own_images(server, tmp_path):
         assert len(images) == n
         for got, want in zip(images, expected):
             assert np.array_equal(got, np.asarray(want)), f"client {k} got someone else's image"
+
+
+def test_serving_beyond_this_machine_prints_a_warning(capsys):
+    pipe = Pipeline(GLIDE(get_preset("tiny")), "cpu")
+    demo = launch(Studio(pipe), host="0.0.0.0", port=free_port(), block=False)
+    demo.close()
+    err = capsys.readouterr().err
+    assert "warning: serving on 0.0.0.0" in err and "no login" in err

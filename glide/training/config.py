@@ -49,7 +49,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     grad_checkpointing: bool = False
     compile: bool = False
-    fsdp: bool = False  # shard parameters (for glide-3.5b): not implemented yet; DDP when launched with torchrun
+    fsdp: bool = False  # under torchrun: shard parameters, gradients, optimizer state and EMA (FSDP2) instead of DDP
     seed: int = 0
     time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0 = none
     # outputs
@@ -102,9 +102,8 @@ class TrainConfig:
             raise GlideError("ema_rate must be in [0, 1)")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise GlideError("precision must be auto, fp32 or bf16")
-        if self.fsdp:
-            raise GlideError("fsdp = true is not implemented yet (EMA and checkpoints need sharded state dicts); "
-                             "train with DDP (the default under torchrun), gradient checkpointing and micro-batches")
+        if self.fsdp and self.compile:
+            raise GlideError("fsdp and compile together are not supported here; choose one")
         if self.lr_schedule not in ("constant", "cosine"):
             raise GlideError("lr_schedule must be constant or cosine")
         return self

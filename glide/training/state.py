@@ -41,8 +41,8 @@ def rng_from_str(s: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8).clone()
 
 
-def optimizer_to_files(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
+def optimizer_to_files(opt: torch.optim.Optimizer | dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt if isinstance(opt, dict) else opt.state_dict()
     tensors, meta = {}, {"param_groups": sd["param_groups"], "state": {}}
     for pid, st in sd["state"].items():
         meta["state"][str(pid)] = {}
@@ -82,7 +82,7 @@ def begin_checkpoint(run_dir: Path, step: int) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".step_{step:08d}.", dir=d))
 
 
-def write_weights(tmp: Path, model_sd: dict, ema_sd: dict | None, opt: torch.optim.Optimizer | None) -> None:
+def write_weights(tmp: Path, model_sd: dict, ema_sd: dict | None, opt: torch.optim.Optimizer | dict | None) -> None:
     save_file(_tensors(model_sd), str(tmp / "model.safetensors"))
     if ema_sd is not None:
         save_file(_tensors(ema_sd), str(tmp / "ema.safetensors"))

@@ -1,4 +1,4 @@
-"""The GLIDE training loop, for every model kind, from one CPU to many GPUs (torchrun + DDP).
+"""The GLIDE training loop, for every model kind, from one CPU to many GPUs (torchrun + DDP or FSDP).
 
 One step: take a batch, drop 20% of captions (classifier-free guidance), build the kind's extra inputs
 (low-res image, inpainting mask), noise the images at uniform random timesteps, and minimise the hybrid
@@ -24,7 +24,7 @@ from ..data.loader import BatchStream, Position
 from ..errors import GlideError
 from . import state as ckpt_io
 from .config import TrainConfig
-from .distributed import Distributed
+from .distributed import Distributed, local
 from .tasks import ClipTask, DiffusionTask
 
 
@@ -103,11 +103,14 @@ class Trainer:
             if saved and "ema" in saved:
                 self.ema.load_state_dict(saved["ema"])
 
+        # Wrap (DDP, or FSDP which shards the parameters in place) before the optimizer sees them.
+        self.net = self.dist.wrap(self.model, cfg)
+        if self.dist.sharded and self.ema is not None:
+            self.dist.shard(self.ema)  # the EMA is sharded like the weights it follows
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
                                      weight_decay=cfg.weight_decay)
         if saved and "optimizer" in saved:
-            self.opt.load_state_dict(saved["optimizer"])
-        self.net = self.dist.wrap(self.model, cfg)
+            self.dist.load_optimizer_state(self.model, self.opt, saved["optimizer"])
         if cfg.compile:
             self.net = torch.compile(self.net)
 
@@ -204,12 +207,14 @@ class Trainer:
             for name, v in losses.items():
                 totals[name] = totals.get(name, 0.0) + v.detach().mean() * weight
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
+            grad_norm = grad_norm.full_tensor()
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if self.ema is not None:
-            with torch.no_grad():
-                ema_p = list(self.ema.parameters())
-                torch._foreach_lerp_(ema_p, list(self.model.parameters()), 1 - self.ema_decay(self.step))
+            with torch.no_grad():  # under FSDP each rank updates its own shard
+                torch._foreach_lerp_(local(self.ema.parameters()), local(self.model.parameters()),
+                                     1 - self.ema_decay(self.step))
         self.step += 1
         return {**totals, "grad_norm": grad_norm, "lr": lr}
 
@@ -225,9 +230,13 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = ckpt_io.rng_to_str(torch.cuda.get_rng_state(self.device))
         ckpt_io.write_rank_state(tmp, self.dist.rank, {"position": self.stream.pos.to_dict(), "rng": rng})
+        # Full tensors (gathered on rank 0 under FSDP: every rank takes part).
+        model_sd = self.dist.full_state_dict(self.model)
+        ema_sd = self.dist.full_state_dict(self.ema) if self.ema is not None else None
+        opt_sd = self.dist.full_optimizer_state(self.model, self.opt)
         self.dist.barrier()
         if self.dist.rank == 0:
-            ckpt_io.write_weights(tmp, self.model.state_dict(), self.ema.state_dict() if self.ema else None, self.opt)
+            ckpt_io.write_weights(tmp, model_sd, ema_sd, opt_sd)
             state = {
                 "step": self.step, "kind": "clip" if isinstance(self.task, ClipTask) else self.model_cfg.kind, "preset": cfg.preset if not cfg.init_from else None,
                 "model_config": self.task.config_dict(), "train_config": cfg.to_dict(), "world": self.dist.world,
@@ -239,9 +248,16 @@ class Trainer:
 
     def evaluate(self) -> None:
         """Periodic look at the model (EMA weights): sample grids, or CLIP retrieval by timestep."""
+        model = self.ema if self.ema is not None else self.model
+        if self.dist.sharded:  # sample with an unsharded copy: gather the weights (every rank takes part)
+            sd = self.dist.full_state_dict(model)
+            if self.dist.rank != 0:
+                return
+            model = self.task.build().to(self.device)
+            model.load_state_dict(sd)
+            model.eval()
         if self.dist.rank != 0:
             return
-        model = self.ema if self.ema is not None else self.model
         precision = torch.bfloat16 if self._precision() == "bf16" else torch.float32
         with torch.no_grad():
             self.task.evaluate(model, self.run_dir, self.step, self.source, precision)
