@@ -187,6 +187,15 @@ PRESETS: dict[str, ModelConfig] = {
     ),
     "small": _SMALL,
     "small-upsample": _SMALL_UPSAMPLE,
+    # Sized for minutes of CPU training (configs/cpu-10min.toml): 32 channels at full resolution (a 64 px
+    # convolution costs 4x less than at 64 channels), one block per level, one attention level.
+    "small-cpu": ModelConfig(
+        unet=UNetConfig(
+            image_size=64, channels=32, channel_mult=(1, 2, 4), num_res_blocks=1,
+            attention_resolutions=(16,), head_channels=32, dropout=0.0,
+        ),
+        text=TextConfig(tokenizer="bytes", context=64, width=128, layers=2, heads=2),
+    ),
     # The bundled emoji models: the small ones with byte tokens (no 50257-row table) and a 96-byte context that
     # holds the longest emoji caption with its style suffix. No dropout: they train for minutes, not days.
     "emoji": _SMALL.replace(

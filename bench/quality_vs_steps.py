@@ -1,0 +1,117 @@
+"""Quality against sampling steps on a base model: `glide eval` metrics for DPM-Solver++(2M) at several step
+counts, next to the official notebooks' 100-step ancestral DDPM, at one guidance scale.
+
+    python bench/quality_vs_steps.py --n 32 --steps 10,15,25,50 --out evalruns/steps
+
+Samples are cached per setting under OUT (an interrupted run resumes). Writes OUT/results.jsonl, OUT/table.md
+and OUT/quality_vs_steps.png (FD in CLIP space and CLIP score against steps, log scale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from glide.clip.io import load_clip
+from glide.evaluation.evaluate import EvalConfig, Scorer, default_cache_dir, evaluate
+from glide.pipeline import Pipeline, default_model, resolve_model
+
+
+def model_key(path: Path) -> str:
+    files = sorted(path.glob("*")) if path.is_dir() else [path]
+    return json.dumps([[f.name, f.stat().st_size] for f in files if f.is_file()])
+
+
+def plot(rows: list[dict], reference: dict, path: Path) -> None:
+    """Two panels, FD (lower is better) and CLIP score (higher is better) against steps; the DDPM-100
+    reference is a dashed line. Drawn with Pillow to keep the benchmark free of plotting libraries."""
+    w, h, pad = 420, 300, 52
+    sheet = Image.new("RGB", (2 * w, h), "white")
+    d = ImageDraw.Draw(sheet)
+    steps = [r["steps"] for r in rows]
+    lo, hi = math.log(min(steps + [reference["steps"]])), math.log(max(steps + [reference["steps"]]))
+    for panel, (key, title) in enumerate((("fd_clip", "FD (CLIP space), lower is better"),
+                                          ("clip_score", "CLIP score, higher is better"))):
+        x0 = panel * w
+        vals = [r[key] for r in rows] + [reference[key]]
+        vmin, vmax = min(vals), max(vals)
+        span = (vmax - vmin) or 1.0
+        vmin, vmax = vmin - 0.1 * span, vmax + 0.1 * span
+
+        def px(s, v):
+            x = x0 + pad + (math.log(s) - lo) / ((hi - lo) or 1) * (w - 2 * pad)
+            y = h - pad - (v - vmin) / (vmax - vmin) * (h - 2 * pad)
+            return x, y
+
+        d.rectangle([x0 + pad, pad, x0 + w - pad, h - pad], outline="black")
+        d.text((x0 + pad, 12), title, fill="black")
+        d.text((x0 + w // 2 - 40, h - 22), "steps (log scale)", fill="black")
+        for s in sorted(set(steps + [reference["steps"]])):
+            x, _ = px(s, vmin)
+            d.text((x - 6, h - pad + 4), str(s), fill="black")
+        for k in range(5):
+            v = vmin + (vmax - vmin) * k / 4
+            _, y = px(math.exp(lo), v)
+            d.text((x0 + 4, y - 6), f"{v:.3g}" if key == "fd_clip" else f"{v:.1f}", fill="black")
+        _, yref = px(math.exp(lo), reference[key])
+        for xs in range(x0 + pad, x0 + w - pad, 10):
+            d.line([xs, yref, xs + 5, yref], fill=(200, 60, 60), width=2)
+        d.text((x0 + pad + 4, yref - 14), f"ddpm {reference['steps']}", fill=(200, 60, 60))
+        pts = [px(r["steps"], r[key]) for r in rows]
+        d.line(pts, fill=(40, 90, 200), width=2)
+        for x, y in pts:
+            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(40, 90, 200))
+        d.text((x0 + w - pad - 70, pad + 4), "dpm++2m", fill=(40, 90, 200))
+    sheet.save(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=None, help="base model (default: the bundled one)")
+    ap.add_argument("--data", default="data/emoji")
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--guidance-scale", type=float, default=3.0)
+    ap.add_argument("--steps", default="10,15,25,50", help="DPM-Solver++(2M) step counts")
+    ap.add_argument("--reference-steps", type=int, default=100, help="ancestral DDPM steps of the reference")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--out", default="evalruns/steps")
+    args = ap.parse_args()
+
+    model = args.model or default_model("base")
+    pipe = Pipeline.from_pretrained(model)
+    pipe.model_key = model_key(resolve_model(model))
+    clip_dir = default_model("clip")
+    scorer = Scorer(load_clip(clip_dir, pipe.device), None, "", model_key(clip_dir), default_cache_dir())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = [("dpm++2m", int(s)) for s in args.steps.split(",")] + [("ddpm", args.reference_steps)]
+    rows = []
+    for sampler, steps in settings:
+        cfg = EvalConfig(data=args.data, n=args.n, guidance_scales=(args.guidance_scale,), steps=str(steps),
+                         sampler=sampler, batch_size=args.batch_size)
+        t0 = time.perf_counter()
+        row = evaluate(pipe, scorer, cfg, out / f"{sampler}-{steps}")[1]
+        row = {"sampler": sampler, "steps": steps, **row, "seconds": round(time.perf_counter() - t0, 1)}
+        rows.append(row)
+        print(json.dumps(row))
+    with open(out / "results.jsonl", "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    lines = ["| sampler | steps | FD (CLIP) | CLIP score | precision | recall | seconds (cached: 0) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['fd_clip']:.3f} | {r['clip_score']:.2f} | "
+                     f"{r['precision']:.3f} | {r['recall']:.3f} | {r['seconds']} |")
+    (out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot([r for r in rows if r["sampler"] == "dpm++2m"], rows[-1], out / "quality_vs_steps.png")
+    print(f"wrote {out / 'results.jsonl'}, {out / 'table.md'}, {out / 'quality_vs_steps.png'}")
+
+
+if __name__ == "__main__":
+    main()
