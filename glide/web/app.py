@@ -93,6 +93,8 @@ def _follow(studio: Studio, job, session, what: str, progress: gr.Progress, prev
         print(f"glide serve: {what.lower()} took {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
         yield images, None
     finally:
+        if job.running:  # Gradio closed this stream (Stop, or the page went away): stop sampling too
+            job.cancel()
         studio.finish(session, job)
 
 
@@ -104,7 +106,8 @@ def build_app(studio: Studio) -> gr.Blocks:
     lim = studio.limits
     samplers = list(SAMPLERS)
 
-    with gr.Blocks(title="glide", analytics_enabled=False) as demo:
+    # Results and uploads live in Gradio's cache: files older than a day are deleted every hour.
+    with gr.Blocks(title="glide", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown("## glide: text-guided diffusion\nGenerate from a caption, paint over a region and describe "
                     "what should be there, keep going.")
         gen_images = gr.State([])  # the last generated images, at full resolution
@@ -195,9 +198,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                 raise _error(e) from None
             for images, status in _follow(studio, job, session, "Generating", progress, preview=True):
                 if status is not None:
-                    yield images if images is not None else gr.skip(), status, gr.skip()
+                    yield images if images is not None else gr.skip(), status, gr.skip(), gr.skip()
                 else:
-                    yield images, f"{len(images)} image{'s' * (len(images) > 1)}, seed {used_seed}", images
+                    yield images, f"{len(images)} image{'s' * (len(images) > 1)}, seed {used_seed}", images, 0
 
         @_guard
         def on_edit(value, current, text, n, g, st, smp, sd, request: gr.Request, progress=gr.Progress()):
@@ -295,10 +298,9 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         # -- wiring --------------------------------------------------------------------------------
         gen_inputs = [prompt, n_images, scale, steps, sampler, seed, clip_scale, upsample]
-        gen_event = gen_btn.click(on_generate, gen_inputs, [gallery, gen_status, gen_images],
-                                  api_name="generate", concurrency_id="model")
-        prompt.submit(on_generate, gen_inputs, [gallery, gen_status, gen_images], concurrency_id="model",
-                      api_visibility="private")
+        gen_outputs = [gallery, gen_status, gen_images, gen_selected]
+        gen_event = gen_btn.click(on_generate, gen_inputs, gen_outputs, api_name="generate", concurrency_id="model")
+        prompt.submit(on_generate, gen_inputs, gen_outputs, concurrency_id="model", api_visibility="private")
         gen_stop.click(on_stop, None, gen_status, cancels=[gen_event], queue=False, api_visibility="private")
         gallery.select(selected, None, gen_selected, queue=False, api_visibility="private")
 

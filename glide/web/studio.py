@@ -91,12 +91,16 @@ class Job:
             while (event := self._events.get()) is not None:
                 yield event
         finally:
-            if self._thread.is_alive():
+            if self.running:  # the reader went away before the end
                 self.cancel()
 
     def cancel(self) -> None:
         self._stop.set()
         self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     @property
     def cancelled(self) -> bool:
