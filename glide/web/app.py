@@ -34,10 +34,6 @@ def theme() -> gr.themes.Theme:
     return gr.themes.Default(font=_SYSTEM_FONTS, font_mono=_MONO_FONTS)
 
 
-def _error(e: GlideError) -> gr.Error:
-    return gr.Error(str(e), print_exception=False)
-
-
 def _guard(fn):
     """Show a problem the user can fix as its message; log anything else and say where to look."""
 
@@ -45,7 +41,7 @@ def _guard(fn):
         if isinstance(e, gr.Error):
             return e
         if isinstance(e, GlideError):
-            return _error(e)
+            return gr.Error(str(e), print_exception=False)
         traceback.print_exc()
         return gr.Error(f"internal error ({type(e).__name__}: {e}); the server log has the details",
                         print_exception=False)
@@ -85,11 +81,11 @@ def _follow(studio: Studio, job, session, what: str, progress: gr.Progress, prev
                 yield preview_images(step.preview), text
         try:
             images = job.result()
-        except GlideError as e:
+        except GlideError:
             if job.cancelled:
                 yield None, "Stopped."
                 return
-            raise _error(e) from None
+            raise
         print(f"glide serve: {what.lower()} took {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
         yield images, None
     finally:
@@ -191,11 +187,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         @_guard
         def on_generate(text, n, g, st, smp, sd, cg, up, request: gr.Request, progress=gr.Progress()):
             session = _session(request)
-            try:
-                job, used_seed = studio.generate(text, num_images=n, guidance_scale=g, steps=st, sampler=smp,
-                                                 seed=sd, clip_guidance_scale=cg, upsample=up, session=session)
-            except GlideError as e:
-                raise _error(e) from None
+            job, used_seed = studio.generate(text, num_images=n, guidance_scale=g, steps=st, sampler=smp,
+                                             seed=sd, clip_guidance_scale=cg, upsample=up, session=session)
             for images, status in _follow(studio, job, session, "Generating", progress, preview=True):
                 if status is not None:
                     yield images if images is not None else gr.skip(), status, gr.skip(), gr.skip()
@@ -205,16 +198,13 @@ def build_app(studio: Studio) -> gr.Blocks:
         @_guard
         def on_edit(value, current, text, n, g, st, smp, sd, request: gr.Request, progress=gr.Progress()):
             session = _session(request)
-            try:
-                value = value or {}
-                current = edit_source(current, value.get("background"), lim.canvas)
-                if current is None:
-                    raise GlideError("choose an image to edit first (upload one, or send a generated one)")
-                repaint = painted_mask(value.get("layers"), current.size[0])
-                job, used_seed = studio.edit(current, repaint, text, num_images=n, guidance_scale=g, steps=st,
-                                             sampler=smp, seed=sd, session=session)
-            except GlideError as e:
-                raise _error(e) from None
+            value = value or {}
+            current = edit_source(current, value.get("background"), lim.canvas)
+            if current is None:
+                raise GlideError("choose an image to edit first (upload one, or send a generated one)")
+            repaint = painted_mask(value.get("layers"), current.size[0])
+            job, used_seed = studio.edit(current, repaint, text, num_images=n, guidance_scale=g, steps=st,
+                                         sampler=smp, seed=sd, session=session)
             for images, status in _follow(studio, job, session, "Editing", progress, preview=False):
                 if status is not None:
                     yield gr.skip(), status, gr.skip(), gr.skip()
@@ -224,10 +214,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         @_guard
         def on_upsample(current, text, request: gr.Request, progress=gr.Progress()):
             session = _session(request)
-            try:
-                job, used_seed = studio.upsample(current, text, session=session)
-            except GlideError as e:
-                raise _error(e) from None
+            job, used_seed = studio.upsample(current, text, session=session)
             for images, status in _follow(studio, job, session, "Upsampling", progress, preview=False):
                 if status is not None:
                     yield gr.skip(), status
@@ -239,9 +226,11 @@ def build_app(studio: Studio) -> gr.Blocks:
             return "Stopped." if studio.cancel(_session(request)) else gr.skip()
 
         def start_editing(image: Image.Image, current, history):
+            """`image` becomes the edit input; the previous one goes on the undo history.
+            Returns the new (current, history, canvas, edit results)."""
             if current is not None and current is not image:
                 history = (history + [current])[-lim.history:]
-            return image, history, canvas_image(image, lim.canvas), None, []
+            return image, history, canvas_image(image, lim.canvas), []
 
         @_guard
         def on_upload(data: bytes, current, history):
@@ -251,7 +240,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 gr.Warning(f"Upload refused: {e}")
                 return gr.skip(), gr.skip(), gr.skip(), f"**Upload refused:** {e}", gr.skip()
             image = canvas_image(image, min(min(image.size), 2 * lim.canvas))
-            current, history, shown, _, results = start_editing(image, current, history)
+            current, history, shown, results = start_editing(image, current, history)
             return current, history, shown, "Image loaded: paint over the region to change.", results
 
         @_guard
@@ -259,7 +248,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             if not images:
                 raise gr.Error("generate something first")
             image = images[min(int(index or 0), len(images) - 1)]
-            current, history, shown, _, results = start_editing(image, current, history)
+            current, history, shown, results = start_editing(image, current, history)
             return current, history, shown, "", results, gr.Tabs(selected="edit")
 
         @_guard
@@ -267,7 +256,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             if not results:
                 raise gr.Error("make an edit first")
             image = results[min(int(index or 0), len(results) - 1)]
-            current, history, shown, _, _ = start_editing(image, current, history)
+            current, history, shown, _ = start_editing(image, current, history)
             return current, history, shown, "Result loaded: paint the next change."
 
         @_guard
