@@ -243,19 +243,21 @@ def build_app(studio: Studio) -> gr.Blocks:
             current, history, shown, results = start_editing(image, current, history)
             return current, history, shown, "Image loaded: paint over the region to change.", results
 
+        def pick(images, index, what: str) -> Image.Image:
+            """The selected image of a gallery (the first if none was clicked)."""
+            if not images:
+                raise gr.Error(f"{what} first")
+            return images[min(int(index or 0), len(images) - 1)]
+
         @_guard
         def send(images, index, current, history):
-            if not images:
-                raise gr.Error("generate something first")
-            image = images[min(int(index or 0), len(images) - 1)]
+            image = pick(images, index, "generate something")
             current, history, shown, results = start_editing(image, current, history)
             return current, history, shown, "", results, gr.Tabs(selected="edit")
 
         @_guard
         def use_result(results, index, current, history):
-            if not results:
-                raise gr.Error("make an edit first")
-            image = results[min(int(index or 0), len(results) - 1)]
+            image = pick(results, index, "make an edit")
             current, history, shown, _ = start_editing(image, current, history)
             return current, history, shown, "Result loaded: paint the next change."
 
@@ -268,9 +270,7 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         @_guard
         def to_upsample(images, index):
-            if not images:
-                raise gr.Error("generate something first")
-            image = images[min(int(index or 0), len(images) - 1)]
+            image = pick(images, index, "generate something")
             return image, image, gr.Tabs(selected="upsample")
 
         @_guard
