@@ -183,6 +183,7 @@ def test_stop_cancels_between_steps(studio):
     seen = []
     for step in job.steps():
         seen.append(step.done)
+        assert step.preview is not None and step.preview.shape == (1, 3, 32, 32)  # generate shows previews
         if step.done == 3:
             assert studio.cancel("s1")
     assert seen[-1] <= 4  # stopped at the next step, not after 200

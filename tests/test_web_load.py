@@ -33,7 +33,7 @@ class CountingStudio(Studio):
     active = peak = 0
     lock = threading.Lock()
 
-    def start(self, session, work):
+    def start(self, session, work, previews=False):
         def counted(callback):
             with self.lock:
                 CountingStudio.active += 1
@@ -44,7 +44,7 @@ class CountingStudio(Studio):
                 with self.lock:
                     CountingStudio.active -= 1
 
-        return super().start(session, counted)
+        return super().start(session, counted, previews)
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,8 @@ class Job:
     is then joined, so a concurrency limit of one really means one job computing at a time.
     """
 
-    def __init__(self, work: Callable[[Callable], object]):
+    def __init__(self, work: Callable[[Callable], object], previews: bool = False):
+        self._previews = previews  # copy each step's x_0 estimate off the device for live previews
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._result: object = None
@@ -76,7 +77,8 @@ class Job:
             self._stage += 1
             self._total = i + 1
         self._last_i = i
-        self._events.put(Step(self._stage, self._total - i, self._total, out.pred_xstart.detach().float().cpu()))
+        preview = out.pred_xstart.detach().float().cpu() if self._previews else None
+        self._events.put(Step(self._stage, self._total - i, self._total, preview))
 
     def _run(self, work) -> None:
         try:
@@ -232,8 +234,8 @@ class Studio:
         return prompt.strip()
 
     # -- jobs --------------------------------------------------------------------------------------
-    def start(self, session: str | None, work: Callable[[Callable], object]) -> Job:
-        job = Job(work)
+    def start(self, session: str | None, work: Callable[[Callable], object], previews: bool = False) -> Job:
+        job = Job(work, previews)
         if session:
             with self._lock:
                 self._running[session] = job
@@ -276,7 +278,7 @@ class Studio:
                              clip_guidance_scale=clip_scale, upsample=bool(upsample), progress=False,
                              callback=callback, batch_size=self.limits.max_images)
 
-        return self.start(session, work), seed
+        return self.start(session, work, previews=True), seed
 
     def edit(self, image: Image.Image | None, repaint: np.ndarray | None, prompt, *, num_images=1,
              guidance_scale=5.0, steps=20, sampler="dpm++2m", seed=None, session: str | None = None):
