@@ -1,6 +1,7 @@
 """Tiny random checkpoints in the official layout, for end-to-end tests."""
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,10 @@ def run_cli(*args, cwd=None, check=False) -> subprocess.CompletedProcess:
     if check and p.returncode != 0:
         raise AssertionError(f"glide {' '.join(map(str, args))} failed:\n{p.stdout}\n{p.stderr}")
     return p
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for servers and torchrun rendezvous in tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from helpers import TINY_OPTIONS, make_official_checkpoint, run_cli
+from helpers import TINY_OPTIONS, free_port, make_official_checkpoint, run_cli
 
 from glide.errors import GlideError
 from glide.training import TrainConfig, export_run
@@ -84,14 +84,6 @@ def test_sigkill_then_resume_is_exact(toy_data, tmp_path):
     assert p.returncode == 0, p.stderr
     for raw in (True, False):
         assert_identical(exported(tmp_path / "full", tmp_path / "e1", raw), exported(killed, tmp_path / "e2", raw))
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ddp_two_processes_stay_in_sync(toy_data, tmp_path):

@@ -7,7 +7,6 @@ Needs the web extra, playwright and /usr/bin/chromium (`bash scripts/setup.sh --
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,18 +17,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import free_port
+
 CHROMIUM = os.environ.get("GLIDE_CHROMIUM", "/usr/bin/chromium")
 # No update checks, sync or component downloads: the machine may have no network at all.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 
 sync_playwright = pytest.importorskip("playwright.sync_api", reason="bash scripts/setup.sh --browser").sync_playwright
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

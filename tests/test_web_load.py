@@ -1,13 +1,14 @@
 """Load: 8 clients generate at once through the queue (gradio_client); every job completes and each client
 gets its own images, the same pixels as a direct Pipeline call with its prompt and seed."""
 
-import socket
 import threading
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from helpers import free_port
 
 from glide.config import get_preset
 from glide.models import GLIDE
@@ -19,12 +20,6 @@ from glide.web.app import launch  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CLIENTS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CountingStudio(Studio):
