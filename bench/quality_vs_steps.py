@@ -18,13 +18,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from glide.clip.io import load_clip
-from glide.evaluation.evaluate import EvalConfig, Scorer, default_cache_dir, evaluate
+from glide.evaluation.evaluate import EvalConfig, Scorer, default_cache_dir, evaluate, model_key
 from glide.pipeline import Pipeline, default_model, resolve_model
-
-
-def model_key(path: Path) -> str:
-    files = sorted(path.glob("*")) if path.is_dir() else [path]
-    return json.dumps([[f.name, f.stat().st_size] for f in files if f.is_file()])
 
 
 def plot(rows: list[dict], reference: dict, path: Path) -> None:

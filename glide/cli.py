@@ -224,7 +224,8 @@ def _scales(s: str) -> tuple[float, ...]:
 
 def cmd_eval(args) -> int:
     from .clip.io import load_clip
-    from .evaluation.evaluate import EvalConfig, Scorer, config_dict, default_cache_dir, evaluate, format_table
+    from .evaluation.evaluate import (EvalConfig, Scorer, config_dict, default_cache_dir, evaluate, format_table,
+                                      model_key)
     from .pipeline import Pipeline, default_model, resolve_model
 
     cfg = EvalConfig(data=args.data, splits=tuple(args.splits.split(",")), n=args.n,
@@ -236,7 +237,7 @@ def cmd_eval(args) -> int:
     pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
-    pipe.model_key = _model_key(resolve_model(model))
+    pipe.model_key = model_key(resolve_model(model))
     clip_dir = resolve_model(args.clip_model) if args.clip_model else default_model("clip")
     clip = load_clip(clip_dir, pipe.device)
     inception, inception_key = None, ""
@@ -244,8 +245,8 @@ def cmd_eval(args) -> int:
         from .evaluation.inception import load_fid_inception
 
         inception = load_fid_inception(args.inception_weights, pipe.device)
-        inception_key = _model_key(Path(args.inception_weights))
-    scorer = Scorer(clip, inception, inception_key, _model_key(clip_dir),
+        inception_key = model_key(Path(args.inception_weights))
+    scorer = Scorer(clip, inception, inception_key, model_key(clip_dir),
                     Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     out = Path(args.out)
     rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet)
@@ -264,15 +265,6 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _model_key(path: Path) -> str:
-    """Identity of a model folder or weights file for caches: names, sizes and times of its files."""
-    import os
-
-    path = Path(path)
-    files = sorted(path.glob("*")) if path.is_dir() else [path]
-    return json.dumps([[f.name, os.stat(f).st_size, int(os.stat(f).st_mtime)] for f in files if f.is_file()])
 
 
 def cmd_export(args) -> int:

@@ -123,6 +123,13 @@ def _cached(path: Path, make):
     return x
 
 
+def model_key(path: Path) -> str:
+    """Identity of a model folder or weights file for caches: names, sizes and times of its files."""
+    path = Path(path)
+    files = sorted(path.glob("*")) if path.is_dir() else [path]
+    return json.dumps([[f.name, os.stat(f).st_size, int(os.stat(f).st_mtime)] for f in files if f.is_file()])
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "glide" / "eval"
 
@@ -171,13 +178,13 @@ def evaluate(pipe, scorer: Scorer, cfg: EvalConfig, out_dir: str | os.PathLike |
     rows = [{"guidance_scale": "real", "n": len(captions),
              "clip_score": clip_score(real["clip"], text_emb)}]
     out = Path(out_dir) if out_dir else None
-    model_key = getattr(pipe, "model_key", "")
+    pipe_key = getattr(pipe, "model_key", "")
     for scale in cfg.guidance_scales:
         def make(scale=scale) -> np.ndarray:
             return sample_all(pipe, captions, scale, cfg, progress)
 
         if out:
-            key = _digest(model_key, ref_key, scale, str(cfg.steps), cfg.sampler, cfg.batch_size)
+            key = _digest(pipe_key, ref_key, scale, str(cfg.steps), cfg.sampler, cfg.batch_size)
             fake = _cached(out / "samples" / f"samples-g{scale:g}-{key}.npz", make)
             save_atomic(pair_grid(real_images, fake), out / f"g{scale:g}.png")
         else:
