@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -222,40 +223,94 @@ def _scales(s: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {s!r}") from None
 
 
-def cmd_eval(args) -> int:
+def _scoring_clip(spec, device, act: str):
+    """A CLIP that scores samples, and its cache identity: a noised-CLIP model folder (or bundled:clip), or a
+    standard CLIP's open_clip weights file (ViT, OpenAI layout)."""
     from .clip.io import load_clip
-    from .evaluation.evaluate import (EvalConfig, Scorer, config_dict, default_cache_dir, evaluate, format_table,
-                                      model_key)
+    from .evaluation.evaluate import model_key
+    from .pipeline import resolve_model
+
+    if Path(spec).is_file():
+        from .clip.openclip import load_open_clip
+
+        return load_open_clip(spec, device, quick_gelu=act == "quickgelu"), model_key(Path(spec)) + act
+    folder = resolve_model(spec)
+    return load_clip(folder, device), model_key(folder)
+
+
+def cmd_eval(args) -> int:
+    """`glide eval` (a table over guidance scales), `glide eval sweep` (the guidance study, with plots) and
+    `glide eval coco` (the MS-COCO protocol): one flow, different defaults and reference images."""
+    from .evaluation.evaluate import EvalConfig, Scorer, config_dict, default_cache_dir, evaluate, format_table, \
+        model_key
     from .pipeline import Pipeline, default_model, resolve_model
 
-    cfg = EvalConfig(data=args.data, splits=tuple(args.splits.split(",")), n=args.n,
-                     guidance_scales=args.guidance_scales, steps=args.steps, sampler=args.sampler,
-                     seed=args.seed, batch_size=args.batch_size)
-    if not cfg.guidance_scales:
+    mode = args.eval_command or "eval"
+    cfg = EvalConfig(data=getattr(args, "data", ""), splits=tuple(getattr(args, "splits", "").split(",")), n=args.n,
+                     guidance_scales=args.guidance_scales, clip_scales=args.clip_scales,
+                     clip_cfg_scale=args.clip_cfg_scale, steps=args.steps, sampler=args.sampler, seed=args.seed,
+                     batch_size=args.batch_size, is_splits=10 if mode == "coco" and args.n >= 10_000 else 1)
+    if not cfg.guidance_scales and not cfg.clip_scales:
         raise GlideError("no guidance scales given")
+    if any(cfg.clip_scales) and cfg.sampler not in ("ddpm", "ddim"):
+        raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {cfg.sampler} (--sampler)")
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     model = args.model or default_model("base")
-    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype)
-    if pipe.cfg.super_res:
-        raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
-    pipe.model_key = model_key(resolve_model(model))
-    clip_dir = resolve_model(args.clip_model) if args.clip_model else default_model("clip")
-    clip = load_clip(clip_dir, pipe.device)
+    clip_spec = args.clip_model or default_model("clip")
+    if any(cfg.clip_scales) and Path(clip_spec).is_file():
+        raise GlideError("CLIP guidance needs a noised CLIP model folder (--clip-model); a standard open_clip file "
+                         "can only score (--judge-clip, or --clip-model without --clip-scales)")
+    clip_dir = resolve_model(clip_spec) if not Path(clip_spec).is_file() else Path(clip_spec)
     inception, inception_key = None, ""
     if args.inception_weights:
         from .evaluation.inception import load_fid_inception
 
-        inception = load_fid_inception(args.inception_weights, pipe.device)
+        inception = load_fid_inception(args.inception_weights, args.device or "cpu")
         inception_key = model_key(Path(args.inception_weights))
-    scorer = Scorer(clip, inception, inception_key, model_key(clip_dir),
-                    Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype,
+                                    clip=clip_dir if any(cfg.clip_scales) else None)
+    if pipe.cfg.super_res:
+        raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
+    reference = None
+    if mode == "coco":
+        from .evaluation.coco import load_coco_reference
+
+        reference = load_coco_reference(args.captions, args.images, n=args.n, seed=args.seed,
+                                        size=pipe.cfg.unet.image_size, cache_dir=cache_dir, progress=not args.quiet)
+    pipe.model_key = model_key(resolve_model(model))
+    pipe.clip_key = model_key(clip_dir)
+    clip, clip_key = (pipe.clip, pipe.clip_key) if pipe.clip is not None else \
+        _scoring_clip(clip_spec, pipe.device, args.open_clip_act)
+    judge, judge_key = _scoring_clip(args.judge_clip, pipe.device, args.open_clip_act) if args.judge_clip else (None, "")
+    scorer = Scorer(clip, inception.to(pipe.device) if inception else None, inception_key, clip_key,
+                    cache_dir, judge, judge_key)
     out = Path(args.out)
-    rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet)
+    t0 = time.perf_counter()
+    rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet, reference=reference)
     table = format_table(rows)
+    text = [table]
     print(table)
-    record = {"model": str(model), "clip": str(clip_dir), "inception": args.inception_weights, **config_dict(cfg)}
+    files = ["results.json", "table.md", "a grid per setting (real | generated pairs)"]
+    if mode == "sweep" or (cfg.clip_scales and cfg.guidance_scales):
+        from .evaluation.sweep import format_gap_table, gap_rows, plot_gap, plot_tradeoffs
+
+        plot_tradeoffs(rows, out / "tradeoffs.png")
+        files.insert(2, "tradeoffs.png")
+        gaps = gap_rows(rows)
+        if gaps:
+            gap_table = format_gap_table(gaps)
+            print("\nCLIP score gains over the unguided conditional model, under the guiding CLIP and the judge:")
+            print(gap_table)
+            text.append(gap_table)
+            plot_gap(gaps, out / "clip_gap.png")
+            files.insert(3, "clip_gap.png")
+    record = {"command": mode, "model": str(model), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
+              "inception": args.inception_weights, **config_dict(cfg), "seconds": round(time.perf_counter() - t0, 1)}
+    if mode == "coco":
+        record.update(data=None, splits=None, captions=str(args.captions), images=str(args.images))
     _write_text(out / "results.json", json.dumps({"config": record, "rows": rows}, indent=1) + "\n")
-    _write_text(out / "table.md", table + "\n")
-    print(f"wrote {out / 'results.json'}, {out / 'table.md'} and a grid per scale (real | generated pairs)")
+    _write_text(out / "table.md", "\n\n".join(text) + "\n")
+    print(f"wrote {', '.join(files)} to {out}")
     return 0
 
 
@@ -279,6 +334,60 @@ def cmd_export(args) -> int:
 
 
 _NO_CONSISTENCY = "plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)"
+
+
+EVAL_HELP = """Sample a base model on held-out captions and score the samples against the real images.
+  glide eval         one row per classifier-free guidance scale (and CLIP scale, with --clip-scales)
+  glide eval sweep   the paper's guidance study: both sweeps, tradeoffs.png, and with --judge-clip the
+                     two-CLIP gap (clip_gap.png)
+  glide eval coco    the MS-COCO protocol, with --captions captions_val2014.json --images val2014/
+Samples are cached per batch in --out, so an interrupted run resumes."""
+
+
+def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
+    """Options of `glide eval` and its subcommands: one list, defaults per mode."""
+    from .evaluation.sweep import DEFAULT_CFG_SCALES, DEFAULT_CLIP_SCALES
+
+    sweep, coco = mode == "sweep", mode == "coco"
+    p.add_argument("--model", default=None, help="base model folder (default: the bundled one)")
+    if coco:
+        p.add_argument("--captions", required=True, help="captions_val2014.json")
+        p.add_argument("--images", required=True, help="the val2014/ image folder")
+    else:
+        p.add_argument("--data", default="data/emoji", help="emoji_64.npz or the folder holding it (glide data emoji)")
+        p.add_argument("--splits", default="heldout_pair,heldout_emoji", help="comma-separated splits to score on")
+    p.add_argument("-n", type=_positive_int, default=30_000 if coco else 100 if sweep else 200,
+                   help="captions drawn (one sample each per setting)")
+    p.add_argument("--guidance-scales", "--cfg-scales", dest="guidance_scales", type=_scales,
+                   default=DEFAULT_CFG_SCALES if sweep else (0.0, 1.0, 2.0, 3.0, 5.0) if not coco else (3.0,),
+                   help="classifier-free guidance scales, e.g. 0,1,2,3,5")
+    p.add_argument("--clip-scales", type=_scales, default=DEFAULT_CLIP_SCALES if sweep else (),
+                   help="CLIP guidance scales (rows on the conditional model; needs ddpm or ddim)")
+    p.add_argument("--clip-cfg-scale", type=float, default=1.0,
+                   help="classifier-free scale under CLIP guidance (1: the conditional model alone, as the paper)")
+    p.add_argument("--steps", type=_steps, default="25" if sweep else "20")
+    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="ddpm" if sweep else "dpm++2m")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--clip-model", default=None,
+                   help="noised CLIP folder for FD, IS, CLIP score and CLIP guidance (default: the bundled one); "
+                        "or an open_clip weights file (scoring only)")
+    p.add_argument("--judge-clip", default=None,
+                   help="a second CLIP, trained independently (a noised-CLIP folder, or a standard CLIP's open_clip "
+                        "weights file, e.g. ViT-B-32's open_clip_pytorch_model.bin): tests for adversarial guidance")
+    p.add_argument("--open-clip-act", choices=["quickgelu", "gelu"], default="quickgelu",
+                   help="activation of an open_clip weights file given as a CLIP: quickgelu for OpenAI's weights, "
+                        "gelu for LAION/DataComp ones")
+    p.add_argument("--inception-weights", default=None,
+                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: adds standard FID and IS")
+    p.add_argument("--cache-dir", default=None,
+                   help="where real-image features (and COCO references) are cached (default ~/.cache/glide/eval)")
+    p.add_argument("--out", default={"sweep": "eval-sweep", "coco": "eval-coco"}.get(mode, "eval"),
+                   help="folder for results.json, table.md, plots, grids and cached samples")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_eval, eval_command=None if mode == "eval" else mode)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -386,25 +495,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-shard-mb", type=float, default=None, help="split the weights into files of at most this size")
     e.set_defaults(func=cmd_export)
 
-    ev = sub.add_parser("eval", help="score a base model on held-out captions (FD, FID, CLIP score, P/R)")
-    ev.add_argument("--model", default=None, help="base model folder (default: the bundled one)")
-    ev.add_argument("--data", default="data/emoji", help="emoji_64.npz or the folder holding it (glide data emoji)")
-    ev.add_argument("--splits", default="heldout_pair,heldout_emoji", help="comma-separated splits to score on")
-    ev.add_argument("-n", type=_positive_int, default=200, help="images per guidance scale")
-    ev.add_argument("--guidance-scales", type=_scales, default=(0.0, 1.0, 2.0, 3.0, 5.0), help="e.g. 0,1,2,3,5")
-    ev.add_argument("--steps", type=_steps, default="20")
-    ev.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="dpm++2m")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--batch-size", type=_positive_int, default=16)
-    ev.add_argument("--clip-model", default=None, help="noised CLIP folder for FD/CLIP score (default: the bundled one)")
-    ev.add_argument("--inception-weights", default=None,
-                    help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: adds standard FID")
-    ev.add_argument("--cache-dir", default=None, help="where real-image features are cached (default ~/.cache/glide/eval)")
-    ev.add_argument("--out", default="eval", help="folder for results.json, table.md, grids and cached samples")
-    ev.add_argument("--device", default=None)
-    ev.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None)
-    ev.add_argument("-q", "--quiet", action="store_true")
-    ev.set_defaults(func=cmd_eval)
+    ev = sub.add_parser("eval", help="score a base model: FD/FID, IS, CLIP score, precision/recall "
+                        "(subcommands: sweep, coco)", description=EVAL_HELP,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _eval_options(ev, "eval")
+    evsub = ev.add_subparsers(dest="eval_command", metavar="{sweep,coco}")
+    sw = evsub.add_parser("sweep", help="the paper's guidance study: classifier-free vs CLIP guidance, with plots")
+    _eval_options(sw, "sweep")
+    co = evsub.add_parser("coco", help="the MS-COCO protocol: random val2014 captions against their images")
+    _eval_options(co, "coco")
 
     w = sub.add_parser("serve", help="start the local web page (needs: pip install 'glide-diffusion[web]')")
     w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

@@ -9,7 +9,8 @@ import pytest
 from helpers import TINY_OPTIONS, make_official_checkpoint, run_cli
 
 from glide.data.emoji import save_emoji_npz
-from glide.evaluation.metrics import clip_score, fd_from_features, frechet_distance, precision_recall
+from glide.evaluation.metrics import (clip_score, fd_from_features, frechet_distance, inception_score,
+                                      precision_recall)
 from glide.official.convert import convert_official
 
 
@@ -49,6 +50,36 @@ def test_clip_score_is_clipped_cosine():
     assert clip_score(img, txt) == pytest.approx(100 * (1 + 0 + np.sqrt(0.5)) / 3)
 
 
+def test_inception_score_closed_forms():
+    eye = np.eye(10)
+    # Confident and spread evenly over K classes: IS = K. The same confident prediction everywhere, or no
+    # confidence at all: IS = 1.
+    assert inception_score(np.repeat(eye, 3, axis=0))[0] == pytest.approx(10)
+    assert inception_score(np.tile(eye[:4], (5, 1)))[0] == pytest.approx(4)
+    assert inception_score(np.tile(eye[2], (30, 1)))[0] == pytest.approx(1)
+    assert inception_score(np.full((30, 10), 0.1))[0] == pytest.approx(1)
+    # Two classes, every image p = (a, 1 - a) or (1 - a, a), half each: IS = exp(log 2 - H(a)).
+    a = 0.8
+    probs = np.array([[a, 1 - a], [1 - a, a]] * 10)
+    h = -(a * np.log(a) + (1 - a) * np.log(1 - a))
+    assert inception_score(probs)[0] == pytest.approx(np.exp(np.log(2) - h))
+    # Splits: each half holds one class only, so each split scores 1 with no spread.
+    assert inception_score(np.array([eye[0]] * 5 + [eye[1]] * 5), splits=2) == pytest.approx((1.0, 0.0))
+    with pytest.raises(ValueError):
+        inception_score(np.ones(5))
+
+
+def test_inception_logits_are_unbiased_classifier():
+    import torch
+
+    from glide.evaluation.inception import FIDInception
+
+    net = FIDInception()
+    f = torch.randn(3, 2048)
+    # The original IS code multiplies pool3 by the classifier matrix and leaves the bias out.
+    torch.testing.assert_close(net.logits(f), net.fc(f) - net.fc.bias)
+
+
 @pytest.fixture(scope="module")
 def tiny64(tmp_path_factory):
     d = tmp_path_factory.mktemp("ev")
@@ -73,13 +104,14 @@ def test_eval_cli_table_and_cache(tiny64, tmp_path):
     assert "| guidance_scale |" in p.stdout and "fd_clip" in p.stdout and "fid" not in p.stdout
     res = json.loads((tmp_path / "ev" / "results.json").read_text())
     rows = res["rows"]
-    assert [r["guidance_scale"] for r in rows] == ["real", 0.0, 2.0]
+    assert [r["guidance"] for r in rows] == ["real", "cfg", "cfg"]
+    assert [r["guidance_scale"] for r in rows] == [None, 0.0, 2.0]
     for r in rows[1:]:
         assert r["n"] == 8 and r["fd_clip"] >= 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
     assert rows[0]["clip_score"] >= 0
     assert {f.name for f in (tmp_path / "ev").glob("*.png")} == {"g0.png", "g2.png"}
-    cached = sorted((tmp_path / "ev" / "samples").glob("*.npz"))
-    assert len(cached) == 2 and len(list((tmp_path / "cache").glob("real-clip-*.npz"))) == 1
+    cached = sorted((tmp_path / "ev" / "samples").glob("*/*.npz"))
+    assert len(cached) == 4 and len(list((tmp_path / "cache").glob("real-clip-*.npz"))) == 1
     # A second run re-scores the cached samples: same numbers, samples untouched.
     stamps = [f.stat().st_mtime_ns for f in cached]
     run_cli(*args, check=True)
@@ -115,3 +147,180 @@ def test_eval_with_inception_weights_adds_fid(tiny64, tmp_path):
     row = json.loads((tmp_path / "ev" / "results.json").read_text())["rows"][1]
     assert row["fid"] > 0 and np.isfinite(row["fid"])
     assert len(list((tmp_path / "cache").glob("real-inception-*.npz"))) == 1
+
+
+def test_eval_sweep_cli_plots_and_gap(tiny64, tmp_path):
+    model, data = tiny64
+    p = run_cli("eval", "sweep", "--model", model, "--data", data, "--splits", "heldout_pair", "-n", "8",
+                "--cfg-scales", "0,1,3", "--clip-scales", "0,4", "--steps", "2", "--batch-size", "4",
+                "--judge-clip", "bundled:clip", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "sw", "-q",
+                check=True)
+    res = json.loads((tmp_path / "sw" / "results.json").read_text())
+    rows = res["rows"]
+    assert res["config"]["command"] == "sweep" and res["config"]["sampler"] == "ddpm"
+    assert [(r["guidance"], r["guidance_scale"], r["clip_scale"]) for r in rows] == [
+        ("real", None, None), ("cfg", 0.0, 0.0), ("cfg", 1.0, 0.0), ("cfg", 3.0, 0.0), ("clip", 1.0, 0.0),
+        ("clip", 1.0, 4.0)]
+    # CLIP scale 0 on the conditional model is the cfg-1 row: the same samples, found in the cache.
+    assert rows[4]["fd_clip"] == rows[2]["fd_clip"]
+    # The judge here is the same bundled CLIP, so it agrees with the guide exactly.
+    for r in rows[1:]:
+        assert r["judge_clip_score"] == pytest.approx(r["clip_score"])
+        assert r["is_clip"] >= 1 and r["sample_seconds"] >= 0
+    assert rows[5]["clip_score"] != rows[4]["clip_score"]
+    assert "| gain, guide |" in p.stdout and "gap" in (tmp_path / "sw" / "table.md").read_text()
+    from PIL import Image
+
+    for name in ("tradeoffs.png", "clip_gap.png", "clip4.png", "g3.png"):
+        with Image.open(tmp_path / "sw" / name) as im:
+            assert im.width > 200 and len(np.unique(np.asarray(im.convert("L")))) > 2
+
+
+def test_interrupted_sweep_resumes(tiny64, tmp_path):
+    from glide.clip.io import load_clip
+    from glide.evaluation.evaluate import EvalConfig, Scorer, evaluate
+    from glide.pipeline import Pipeline, default_model
+
+    model, data = tiny64
+    pipe = Pipeline.from_pretrained(model)
+    pipe.model_key = "tiny"
+    cfg = EvalConfig(data=str(data), splits=("heldout_pair",), n=12, guidance_scales=(0.0, 2.0), steps=2,
+                     batch_size=4)  # 2 settings x 3 batches
+    scorer = Scorer(load_clip(default_model("clip")), cache_dir=tmp_path / "cache")
+    calls = []
+    real_sample = pipe.sample
+
+    def sample(*a, **kw):
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C in the second setting
+        calls.append(a[0])
+        return real_sample(*a, **kw)
+
+    pipe.sample = sample
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(pipe, scorer, cfg, tmp_path / "ev", progress=False)
+    assert len(list((tmp_path / "ev" / "samples").glob("*/*.npz"))) == 4
+    assert not list((tmp_path / "ev").rglob("*.tmp*"))
+    calls.clear()
+    pipe.sample = lambda *a, **kw: (calls.append(a[0]), real_sample(*a, **kw))[1]
+    rows = evaluate(pipe, scorer, cfg, tmp_path / "ev", progress=False)
+    assert len(calls) == 2  # only the two batches that never finished
+    # and the result is what an uninterrupted run gives
+    calls.clear()
+    fresh = evaluate(pipe, scorer, cfg, tmp_path / "ev2", progress=False)
+    assert len(calls) == 6
+    for r, f in zip(rows, fresh):
+        assert {k: v for k, v in r.items() if k != "sample_seconds"} == \
+            {k: v for k, v in f.items() if k != "sample_seconds"}
+
+
+def test_clip_rows_need_a_gradient_sampler(tiny64, tmp_path):
+    model, data = tiny64
+    p = run_cli("eval", "--model", model, "--data", data, "--clip-scales", "2", "--sampler", "dpm++2m",
+                "--out", tmp_path / "x")
+    assert p.returncode == 2 and "ddpm and ddim" in p.stderr and "Traceback" not in p.stderr
+
+
+def _coco_standin(root: Path, rng) -> tuple[Path, Path]:
+    """A tiny stand-in for captions_val2014.json and val2014/: five images of odd sizes, one caption file
+    entry whose image is missing."""
+    from PIL import Image
+
+    images = root / "val2014"
+    images.mkdir(parents=True)
+    entries, annotations = [], []
+    for i, (w, h) in enumerate([(120, 90), (64, 200), (300, 300), (90, 130), (77, 65)]):
+        name = f"COCO_val2014_{i:012d}.jpg"
+        Image.fromarray(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)).save(images / name, quality=95)
+        entries.append({"id": 100 + i, "file_name": name})
+        annotations += [{"image_id": 100 + i, "id": 2 * i + k, "caption": f" a  photo of thing {i}, take {k} "}
+                        for k in range(2)]
+    entries.append({"id": 999, "file_name": "COCO_val2014_missing.jpg"})
+    annotations.append({"image_id": 999, "id": 99, "caption": "a missing photo"})
+    captions = root / "captions_val2014.json"
+    captions.write_text(json.dumps({"images": entries, "annotations": annotations}))
+    return captions, images
+
+
+def test_center_crop_resize():
+    from PIL import Image
+
+    from glide.evaluation.coco import center_crop_resize
+
+    # A wide image whose middle square is red and whose sides are blue: only red survives the crop.
+    a = np.zeros((100, 300, 3), dtype=np.uint8)
+    a[:, :100, 2] = a[:, 200:, 2] = 255
+    a[:, 100:200, 0] = 255
+    out = center_crop_resize(Image.fromarray(a), 32)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    assert (out[..., 0] > 200).all() and (out[..., 2] < 40).all()
+    # Smaller than the target: scaled up, still square.
+    assert center_crop_resize(Image.fromarray(a[:20, :50]), 64).shape == (64, 64, 3)
+
+
+def test_eval_coco_on_a_synthetic_standin(tiny64, tmp_path):
+    model, _ = tiny64
+    captions, images = _coco_standin(tmp_path / "coco", np.random.default_rng(3))
+    args = ["eval", "coco", "--model", model, "--captions", captions, "--images", images, "-n", "8",
+            "--steps", "2", "--batch-size", "4", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "co"]
+    p = run_cli(*args, check=True)
+    res = json.loads((tmp_path / "co" / "results.json").read_text())
+    assert res["config"]["command"] == "coco" and res["config"]["guidance_scales"] == [3.0]
+    # 8 of the 11 captions drawn; any drawn caption of the missing image is skipped with a warning
+    n = res["rows"][0]["n"]
+    assert n in (7, 8) and res["rows"][1]["n"] == n and res["rows"][1]["fd_clip"] > 0
+    assert ("skipped 1 of 8" in p.stderr) == (n == 7)
+    assert len(list((tmp_path / "cache").glob("coco-reference-*.npz"))) == 1
+    # all captions: 10 kept, the missing one skipped; the reference is prepared once and then cached
+    args[args.index("-n") + 1] = "50"
+    p = run_cli(*args, check=True)
+    assert "skipped 1 of 11" in p.stderr
+    assert json.loads((tmp_path / "co" / "results.json").read_text())["rows"][0]["n"] == 10
+    p = run_cli(*args, check=True)
+    assert "skipped" not in p.stderr
+
+
+def test_eval_coco_errors(tiny64, tmp_path):
+    model, _ = tiny64
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": []}')
+    (tmp_path / "imgs").mkdir()
+    for captions, images, message in [(tmp_path / "nope.json", tmp_path / "imgs", "no captions file"),
+                                      (bad, tmp_path / "imgs", "is not a COCO captions file"),
+                                      (bad, tmp_path / "none", "no image folder")]:
+        p = run_cli("eval", "coco", "--model", model, "--captions", captions, "--images", images,
+                    "--out", tmp_path / "x")
+        assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+
+
+def _random_open_clip_file(path: Path) -> Path:
+    """A small standard CLIP in open_clip's file layout, with random weights."""
+    import torch
+
+    from glide.clip.openclip import OpenCLIP, OpenCLIPConfig
+
+    torch.manual_seed(0)
+    m = OpenCLIP(OpenCLIPConfig(embed_dim=32, image_size=32, patch_size=8, vision_width=64, vision_layers=1,
+                                text_context=77, vocab_size=49408, text_width=64, text_layers=1))
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if "ln" not in name:
+                p.normal_(0, 0.05)
+    torch.save(m.state_dict(), path)
+    return path
+
+
+def test_eval_scores_with_an_open_clip_judge(tiny64, tmp_path):
+    model, data = tiny64
+    judge = _random_open_clip_file(tmp_path / "open_clip_pytorch_model.bin")
+    p = run_cli("eval", "--model", model, "--data", data, "--splits", "heldout_pair", "-n", "6",
+                "--guidance-scales", "1", "--steps", "2", "--judge-clip", judge, "--cache-dir", tmp_path / "cache",
+                "--out", tmp_path / "ev", "-q", check=True)
+    rows = json.loads((tmp_path / "ev" / "results.json").read_text())["rows"]
+    assert "judge_clip_score" in p.stdout
+    for r in rows:
+        assert 0 <= r["judge_clip_score"] <= 100 and r["judge_clip_score"] != r["clip_score"]
+    # an open_clip file cannot guide: it never saw noisy images
+    p = run_cli("eval", "--model", model, "--data", data, "--clip-model", judge, "--clip-scales", "2",
+                "--sampler", "ddim", "--out", tmp_path / "x")
+    assert p.returncode == 2 and "needs a noised CLIP" in p.stderr

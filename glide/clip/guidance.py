@@ -47,7 +47,8 @@ def clip_score(clip: NoisedCLIP, images: torch.Tensor, captions: str | list[str]
 
     Unlike CLIPScore (Hessel et al. 2021) negative similarities are not clipped to 0, so scores of poor
     matches stay comparable. `captions`: one per image (or a single one for all), as strings or as
-    `(tokens, lens)`. Images are in [-1, 1] at the CLIP's resolution.
+    `(tokens, lens)`. Images are in [-1, 1]: at the CLIP's resolution for a noised CLIP; any size for a standard
+    CLIP loaded with `load_open_clip`, which resizes them as open_clip would.
     """
     tokens, lens = _tokens(clip, captions)
     z_i = clip.image_embeddings(images.to(clip.logit_scale.device), 0)

@@ -1,7 +1,7 @@
-"""Evaluation: features, FID/FD, precision/recall, CLIP score."""
+"""Evaluation: features, FID/FD, Inception Score, precision/recall, CLIP score; the guidance study."""
 
-from .evaluate import EvalConfig, Scorer, evaluate, format_table
-from .metrics import clip_score, fd_from_features, frechet_distance, precision_recall
+from .evaluate import EvalConfig, Scorer, Setting, evaluate, format_table
+from .metrics import clip_score, fd_from_features, frechet_distance, inception_score, precision_recall
 
-__all__ = ["EvalConfig", "Scorer", "evaluate", "format_table", "clip_score", "fd_from_features",
-           "frechet_distance", "precision_recall"]
+__all__ = ["EvalConfig", "Scorer", "Setting", "evaluate", "format_table", "clip_score", "fd_from_features",
+           "frechet_distance", "inception_score", "precision_recall"]

@@ -1,12 +1,17 @@
 """`glide eval`: sample a base model on held-out captions and score the samples against the real images.
 
-For each guidance scale the same captions and seeds are used, so rows differ only by the scale. Per row:
+Each *setting* is a guidance configuration: classifier-free guidance at a scale, or CLIP guidance at a scale
+(on the plainly conditional model by default, as the paper does). Every setting sees the same captions and the
+same starting noise, so rows differ only by the guidance. Per row:
   - fd_clip: Frechet distance in the noised CLIP's image-embedding space (t = 0); needs no outside weights;
-  - fid: standard FID (Inception pool3), only when the user supplies the Inception weights file;
+  - is_clip: an Inception-Score analogue that needs no outside weights: the CLIP as a zero-shot classifier
+    over the evaluated captions (see `Scorer.zero_shot_probs`); comparable only within one table;
+  - fid, is: standard FID and Inception Score, only when the user supplies the Inception weights file;
   - clip_score: 100 * cos(image, its caption) under the CLIP, clipped at 0, averaged;
-  - precision / recall: k-NN manifold overlap in the CLIP space.
-Real features are cached (keyed by data file, selection and feature network), and generated images are
-kept as .npz in the output folder, so re-scoring does not re-sample.
+  - precision / recall: k-NN manifold overlap in the CLIP space;
+  - judge_clip_score, judge_fd: the same under a second, independently trained CLIP, when one is given.
+Generated images are cached per batch under the output folder, keyed by model, captions, seed and settings,
+so an interrupted run resumes where it stopped. Real-image features are cached by data file and network.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -24,20 +30,43 @@ from tqdm.auto import tqdm
 
 from ..errors import GlideError
 from ..images import grid, save_atomic
-from .metrics import clip_score, fd_from_features, precision_recall
+from .metrics import clip_score, fd_from_features, inception_score, precision_recall, softmax_probs
 
 
 @dataclass
 class EvalConfig:
     data: str = "data/emoji"  # an emoji_64.npz, or the folder holding it
     splits: tuple[str, ...] = ("heldout_pair", "heldout_emoji")
-    n: int = 200  # images per guidance scale (and real images drawn)
-    guidance_scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0)
+    n: int = 200  # images per setting (and real images drawn)
+    guidance_scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0)  # classifier-free guidance rows
+    clip_scales: tuple[float, ...] = ()  # CLIP guidance rows (0 = the unguided conditional model)
+    clip_cfg_scale: float = 1.0  # classifier-free scale under CLIP guidance (1: the conditional model alone)
     steps: int | str = 25
     sampler: str = "dpm++2m"
     seed: int = 0
     batch_size: int = 16
     k: int = 3  # neighbourhood size for precision/recall
+    is_splits: int = 1  # Inception Score splits (the original protocol: 10, over 50k images)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of a table: classifier-free scale, plus a CLIP-guidance scale for the CLIP series."""
+
+    guidance: str  # "cfg" or "clip": the series the row belongs to
+    guidance_scale: float
+    clip_scale: float = 0.0
+
+    @property
+    def name(self) -> str:
+        if self.guidance == "cfg":
+            return f"g{self.guidance_scale:g}"
+        return f"clip{self.clip_scale:g}" + (f"-g{self.guidance_scale:g}" if self.guidance_scale != 1 else "")
+
+
+def settings(cfg: EvalConfig) -> list[Setting]:
+    return ([Setting("cfg", float(s)) for s in cfg.guidance_scales]
+            + [Setting("clip", float(cfg.clip_cfg_scale), float(c)) for c in cfg.clip_scales])
 
 
 def _npz_path(data: str | os.PathLike, size: int) -> Path:
@@ -69,6 +98,11 @@ def load_reference(cfg: EvalConfig, size: int) -> tuple[np.ndarray, list[str], P
 
 def to_model_range(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[B, 3, S, S] in [-1, 1] -> uint8 [B, S, S, 3], rounded as a saved PNG would be."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -110,16 +144,23 @@ def _file_key(path: str | os.PathLike) -> list:
     return [str(Path(path).resolve()), st.st_size, int(st.st_mtime)]
 
 
+def _savez_atomic(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _cached(path: Path, make):
     """np.ndarray from `path`, else make() and store it atomically."""
     if path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return z["x"]
     x = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, x=x)
-    os.replace(tmp, path)
+    _savez_atomic(path, x=x)
     return x
 
 
@@ -136,78 +177,152 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class Scorer:
-    """Feature networks and the real-image statistics they are compared against."""
+    """Feature networks and the real-image statistics they are compared against.
+
+    `clip` gives the offline metrics; `inception` (optional) standard FID and IS; `judge` (optional) is a
+    second CLIP, trained independently of the one that guides sampling, for the adversarial-example check.
+    """
 
     clip: object
     inception: object | None = None
     inception_key: str = ""
     clip_key: str = ""
     cache_dir: Path = field(default_factory=default_cache_dir)
+    judge: object | None = None
+    judge_key: str = ""
+
+    def _clips(self) -> dict[str, tuple[object, str]]:
+        out = {"clip": (self.clip, self.clip_key)}
+        if self.judge is not None:
+            out["judge"] = (self.judge, self.judge_key)
+        return out
 
     def real_features(self, images: np.ndarray, ref_key: list) -> dict[str, np.ndarray]:
-        feats = {"clip": _cached(self.cache_dir / f"real-clip-{_digest(ref_key, self.clip_key)}.npz",
-                                 lambda: clip_image_features(self.clip, images))}
+        feats = {name: _cached(self.cache_dir / f"real-clip-{_digest(ref_key, key)}.npz",
+                               lambda net=net: clip_image_features(net, images))
+                 for name, (net, key) in self._clips().items()}
         if self.inception is not None:
             feats["inception"] = _cached(
                 self.cache_dir / f"real-inception-{_digest(ref_key, self.inception_key)}.npz",
                 lambda: inception_features(self.inception, images))
         return feats
 
-    def score(self, fake: np.ndarray, captions: Sequence[str], real: dict[str, np.ndarray], k: int,
-              text_emb: np.ndarray | None = None) -> dict[str, float]:
-        f_clip = clip_image_features(self.clip, fake)
-        text_emb = clip_text_features(self.clip, captions) if text_emb is None else text_emb
-        p, r = precision_recall(real["clip"], f_clip, k=k)
-        row = {"fd_clip": fd_from_features(real["clip"], f_clip), "clip_score": clip_score(f_clip, text_emb),
-               "precision": p, "recall": r}
+    def text_features(self, captions: Sequence[str]) -> dict[str, np.ndarray]:
+        return {name: clip_text_features(net, captions) for name, (net, _) in self._clips().items()}
+
+    @staticmethod
+    def zero_shot_probs(clip, image_emb: np.ndarray, captions: Sequence[str], text_emb: np.ndarray) -> np.ndarray:
+        """p(caption | image) over the distinct captions, from the CLIP's own trained temperature: the
+        classifier behind is_clip. Repeated captions count as one class."""
+        _, first = np.unique(np.asarray(captions), return_index=True)
+        classes = text_emb[np.sort(first)]
+        scale = float(clip.scale().detach())
+        return softmax_probs(scale * image_emb.astype(np.float64) @ classes.astype(np.float64).T)
+
+    def score(self, images: np.ndarray | None, captions: Sequence[str], real: dict[str, np.ndarray], k: int,
+              text: dict[str, np.ndarray], is_splits: int = 1) -> dict[str, float]:
+        """Metrics of `images` (uint8 [N,S,S,3]); with images=None, of the real images themselves."""
+        is_real = images is None
+        row: dict[str, float] = {}
+        feats = {name: real[name] if is_real else clip_image_features(net, images)
+                 for name, (net, _) in self._clips().items()}
+        f = feats["clip"]
+        if not is_real:
+            row["fd_clip"] = fd_from_features(real["clip"], f)
+        row["is_clip"] = inception_score(self.zero_shot_probs(self.clip, f, captions, text["clip"]), is_splits)[0]
         if self.inception is not None:
-            row["fid"] = fd_from_features(real["inception"], inception_features(self.inception, fake))
+            f_inc = real["inception"] if is_real else inception_features(self.inception, images)
+            if not is_real:
+                row["fid"] = fd_from_features(real["inception"], f_inc)
+            probs = softmax_probs(self.inception.logits(torch.as_tensor(f_inc)).double().numpy())
+            row["is"] = inception_score(probs, is_splits)[0]
+        row["clip_score"] = clip_score(f, text["clip"])
+        if not is_real:
+            row["precision"], row["recall"] = precision_recall(real["clip"], f, k=k)
+        if "judge" in feats:
+            if not is_real:
+                row["judge_fd"] = fd_from_features(real["judge"], feats["judge"])
+            row["judge_clip_score"] = clip_score(feats["judge"], text["judge"])
         return row
 
 
-def evaluate(pipe, scorer: Scorer, cfg: EvalConfig, out_dir: str | os.PathLike | None = None,
-             progress: bool = True) -> list[dict]:
-    """One row per guidance scale, plus a first row scoring the real held-out images themselves
-    (its CLIP score is the ceiling; its FD and precision/recall are 0 and 1 by construction).
-    With `out_dir`, samples are kept in out_dir/samples/ (and reused) and each scale S gets a grid gS.png."""
-    size = pipe.cfg.unet.image_size
-    real_images, captions, path = load_reference(cfg, size)
-    ref_key = [_file_key(path), list(cfg.splits), cfg.n, cfg.seed]
-    real = scorer.real_features(real_images, ref_key)
-    text_emb = clip_text_features(scorer.clip, captions)
-    rows = [{"guidance_scale": "real", "n": len(captions),
-             "clip_score": clip_score(real["clip"], text_emb)}]
-    out = Path(out_dir) if out_dir else None
-    pipe_key = getattr(pipe, "model_key", "")
-    for scale in cfg.guidance_scales:
-        def make(scale=scale) -> np.ndarray:
-            return sample_all(pipe, captions, scale, cfg, progress)
+def check_settings(pipe, cfg: EvalConfig) -> None:
+    """Refuse up front what would otherwise fail after other settings were sampled."""
+    if not cfg.guidance_scales and not cfg.clip_scales:
+        raise GlideError("no guidance scales given")
+    if any(cfg.clip_scales):
+        if getattr(pipe, "clip", None) is None:
+            raise GlideError("CLIP-guided rows need a noised CLIP (--clip-model)")
+        if cfg.sampler not in ("ddpm", "ddim"):
+            raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {cfg.sampler}")
 
+
+def evaluate(pipe, scorer: Scorer, cfg: EvalConfig, out_dir: str | os.PathLike | None = None,
+             progress: bool = True, reference: tuple[np.ndarray, list[str], list] | None = None) -> list[dict]:
+    """One row per setting, after a first row scoring the real held-out images themselves (its CLIP score is
+    the ceiling; FD, precision and recall against themselves would be 0, 1 and 1, so they are left out).
+    With `out_dir`, samples are cached in out_dir/samples/ and each setting gets a grid NAME.png.
+    `reference` = (images, captions, cache key) replaces the emoji held-out selection (e.g. MS-COCO)."""
+    check_settings(pipe, cfg)
+    size = pipe.cfg.unet.image_size
+    if reference is None:
+        real_images, captions, path = load_reference(cfg, size)
+        ref_key = [_file_key(path), list(cfg.splits), cfg.n, cfg.seed]
+    else:
+        real_images, captions, ref_key = reference
+    real = scorer.real_features(real_images, ref_key)
+    text = scorer.text_features(captions)
+    rows = [{"guidance": "real", "guidance_scale": None, "clip_scale": None, "n": len(captions),
+             **scorer.score(None, captions, real, cfg.k, text, cfg.is_splits)}]
+    out = Path(out_dir) if out_dir else None
+    for setting in settings(cfg):
+        fake, seconds = sample_all(pipe, captions, setting, cfg, out / "samples" if out else None, progress)
         if out:
-            key = _digest(pipe_key, ref_key, scale, str(cfg.steps), cfg.sampler, cfg.batch_size)
-            fake = _cached(out / "samples" / f"samples-g{scale:g}-{key}.npz", make)
-            save_atomic(pair_grid(real_images, fake), out / f"g{scale:g}.png")
-        else:
-            fake = make()
-        row = {"guidance_scale": scale, "n": len(fake), **scorer.score(fake, captions, real, cfg.k, text_emb)}
+            save_atomic(pair_grid(real_images, fake), out / f"{setting.name}.png")
+        row = {"guidance": setting.guidance, "guidance_scale": setting.guidance_scale,
+               "clip_scale": setting.clip_scale, "n": len(fake),
+               **scorer.score(fake, captions, real, cfg.k, text, cfg.is_splits), "sample_seconds": round(seconds, 1)}
         rows.append(row)
         if progress:
             tqdm.write(json.dumps(_rounded(row)))
     return rows
 
 
-def sample_all(pipe, captions: Sequence[str], scale: float, cfg: EvalConfig, progress: bool) -> np.ndarray:
-    """uint8 [N, S, S, 3]: one sample per caption, seeded per batch so every scale sees the same noise."""
-    chunks = []
-    bar = tqdm(total=len(captions), desc=f"eval g={scale:g}", unit="img", disable=not progress)
+def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig, cache: Path | None = None,
+               progress: bool = True) -> tuple[np.ndarray, float]:
+    """uint8 [N, S, S, 3], one sample per caption, and the seconds of sampling they cost.
+
+    Batch b starts from the noise of seed `cfg.seed * 100003 + b`, so every setting sees the same noise. With
+    `cache`, each batch is stored as it finishes (with the time it took) under a key of the model, the
+    batch's captions, its seed and every sampling setting, and found again on the next run.
+    """
+    chunks, seconds = [], 0.0
+    bar = tqdm(total=len(captions), desc=f"eval {setting.name}", unit="img", disable=not progress)
+    clip_key = getattr(pipe, "clip_key", "") if setting.clip_scale else ""
     for b, s in enumerate(range(0, len(captions), cfg.batch_size)):
         chunk = list(captions[s : s + cfg.batch_size])
-        x = pipe.sample(chunk, guidance_scale=scale, steps=cfg.steps, sampler=cfg.sampler,
-                        generator=pipe._generator(cfg.seed * 100_003 + b), progress=False)
-        chunks.append(((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        seed = cfg.seed * 100_003 + b
+        path = None
+        if cache is not None:
+            key = _digest(getattr(pipe, "model_key", ""), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
+                          setting.guidance_scale, setting.clip_scale)
+            path = cache / setting.name / f"b{b:04d}-{key}.npz"
+        if path is not None and path.is_file():
+            with np.load(path, allow_pickle=False) as z:
+                x, dt = z["x"], float(z["seconds"])
+        else:
+            t0 = time.perf_counter()
+            x = pipe.sample(chunk, guidance_scale=setting.guidance_scale, steps=cfg.steps, sampler=cfg.sampler,
+                            generator=pipe._generator(seed), progress=False,
+                            cond_fn=pipe.clip_guidance(chunk, setting.clip_scale) if setting.clip_scale else None)
+            x, dt = to_uint8(x), time.perf_counter() - t0
+            if path is not None:
+                _savez_atomic(path, x=x, seconds=np.float64(dt))
+        chunks.append(x)
+        seconds += dt
         bar.update(len(chunk))
     bar.close()
-    return np.concatenate(chunks)
+    return np.concatenate(chunks), seconds
 
 
 def pair_grid(real: np.ndarray, fake: np.ndarray, n: int = 16):
@@ -222,18 +337,30 @@ def _rounded(row: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
 
 
+COLUMNS = ["guidance", "guidance_scale", "clip_scale", "n", "fd_clip", "fid", "is_clip", "is", "clip_score",
+           "precision", "recall", "judge_fd", "judge_clip_score", "sample_seconds"]
+_TWO_DECIMALS = {"fid", "is", "is_clip", "clip_score", "judge_clip_score"}
+
+
 def format_table(rows: list[dict]) -> str:
-    cols = ["guidance_scale", "n", "fd_clip", "fid", "clip_score", "precision", "recall"]
-    cols = [c for c in cols if any(c in r for r in rows)]
+    """A markdown table of the rows; columns no row has are left out, and so is the CLIP series' column
+    when there is no CLIP-guided row."""
+    cols = [c for c in COLUMNS if any(r.get(c) is not None for r in rows)]
+    if not any(r.get("guidance") == "clip" for r in rows):
+        cols = [c for c in cols if c not in ("guidance", "clip_scale")]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
         for c in cols:
-            v = r.get(c, "")
-            if c == "guidance_scale" and isinstance(v, float):
+            v = r.get(c)
+            if c == "guidance_scale" and r.get("guidance") == "real" and "guidance" not in cols:
+                cells.append("real")
+            elif v is None:
+                cells.append("")
+            elif c in ("guidance_scale", "clip_scale", "sample_seconds"):
                 cells.append(f"{v:g}")
             elif isinstance(v, float):
-                cells.append(f"{v:.2f}" if c in ("fid", "clip_score") else f"{v:.3f}")
+                cells.append(f"{v:.2f}" if c in _TWO_DECIMALS else f"{v:.3f}")
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")

@@ -5,8 +5,8 @@ torchvision's InceptionV3 in details that change the features:
   - the average-pool branch of the A, C and first E blocks ignores the zero padding (TF's average
     pool divides by the number of real pixels: count_include_pad=False);
   - the last E block (Mixed_7c) uses a max pool in that branch;
-  - BatchNorm eps is 0.001, and the classifier has 1008 classes (unused: FID reads the 2048-d
-    "pool3" features taken before it).
+  - BatchNorm eps is 0.001, and the classifier has 1008 classes. FID reads the 2048-d "pool3" features
+    taken before it; the Inception Score reads the classifier's logits.
 Module names follow torchvision's Inception3, so the widely used port of these weights,
 pytorch-fid's pt_inception-2015-12-05-6726825d.pth, loads as is.
 """
@@ -196,7 +196,7 @@ class FIDInception(nn.Module):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
-        # The weights file holds the 1008-way classifier; kept so it loads strictly, never used.
+        # The 1008-way classifier: the Inception Score's p(y|x) (see `logits`).
         self.fc = nn.Linear(FEATURE_DIM, 1008)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -211,6 +211,11 @@ class FIDInception(nn.Module):
                       self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
             x = block(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)  # pool3
+
+    def logits(self, pool3: torch.Tensor) -> torch.Tensor:
+        """Class logits from pool3 features, as the original Inception Score code computes them: pool3 times
+        the classifier matrix, without its bias (torch-fidelity's "logits_unbiased")."""
+        return pool3 @ self.fc.weight.T
 
 
 def _few(items: list[str], n: int = 3) -> str:

@@ -68,3 +68,28 @@ def clip_score(image_emb: np.ndarray, text_emb: np.ndarray) -> float:
     a = torch.nn.functional.normalize(torch.as_tensor(np.asarray(image_emb), dtype=torch.float64), dim=-1)
     b = torch.nn.functional.normalize(torch.as_tensor(np.asarray(text_emb), dtype=torch.float64), dim=-1)
     return float(100 * (a * b).sum(-1).clamp(min=0).mean())
+
+
+def inception_score(probs: np.ndarray, splits: int = 1) -> tuple[float, float]:
+    """Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), with p(y) the mean prediction.
+
+    `probs` are [N, classes] class probabilities. As the original code, the images are cut into `splits`
+    parts, the score computed on each, and the mean and standard deviation returned. It ranges from 1 (every
+    image gets the same prediction, or none is confident) to the number of classes (confident and spread
+    evenly over all of them).
+    """
+    p = torch.as_tensor(np.asarray(probs), dtype=torch.float64)
+    if p.ndim != 2 or len(p) < splits or splits < 1:
+        raise ValueError(f"need [N, classes] probabilities with N >= splits, got {tuple(p.shape)} and splits={splits}")
+    scores = []
+    for part in torch.tensor_split(p, splits):
+        marginal = part.mean(0, keepdim=True)
+        # 0 * log 0 = 0: classes with no probability contribute nothing
+        kl = torch.where(part > 0, part * (part.clamp_min(1e-300).log() - marginal.clamp_min(1e-300).log()), 0.0)
+        scores.append(float(kl.sum(1).mean().exp()))
+    s = np.asarray(scores)
+    return float(s.mean()), float(s.std())
+
+
+def softmax_probs(logits: np.ndarray) -> np.ndarray:
+    return torch.softmax(torch.as_tensor(np.asarray(logits), dtype=torch.float64), dim=-1).numpy()
