@@ -241,8 +241,8 @@ def _scoring_clip(spec, device, act: str):
 def cmd_eval(args) -> int:
     """`glide eval` (a table over guidance scales), `glide eval sweep` (the guidance study, with plots) and
     `glide eval coco` (the MS-COCO protocol): one flow, different defaults and reference images."""
-    from .evaluation.evaluate import EvalConfig, Scorer, config_dict, default_cache_dir, evaluate, format_table, \
-        model_key
+    from .evaluation.evaluate import (EvalConfig, Scorer, check_settings, config_dict, default_cache_dir, evaluate,
+                                      format_table, model_key)
     from .pipeline import Pipeline, default_model, resolve_model
 
     mode = args.eval_command or "eval"
@@ -250,10 +250,6 @@ def cmd_eval(args) -> int:
                      guidance_scales=args.guidance_scales, clip_scales=args.clip_scales,
                      clip_cfg_scale=args.clip_cfg_scale, steps=args.steps, sampler=args.sampler, seed=args.seed,
                      batch_size=args.batch_size, is_splits=10 if mode == "coco" and args.n >= 10_000 else 1)
-    if not cfg.guidance_scales and not cfg.clip_scales:
-        raise GlideError("no guidance scales given")
-    if any(cfg.clip_scales) and cfg.sampler not in ("ddpm", "ddim"):
-        raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {cfg.sampler} (--sampler)")
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     model = args.model or default_model("base")
     clip_spec = args.clip_model or default_model("clip")
@@ -271,6 +267,7 @@ def cmd_eval(args) -> int:
                                     clip=clip_dir if any(cfg.clip_scales) else None)
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
+    check_settings(pipe, cfg)  # before a long COCO preparation
     reference = None
     if mode == "coco":
         from .evaluation.coco import load_coco_reference
@@ -305,7 +302,10 @@ def cmd_eval(args) -> int:
             plot_gap(gaps, out / "clip_gap.png")
             files.insert(3, "clip_gap.png")
     record = {"command": mode, "model": str(model), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
-              "inception": args.inception_weights, **config_dict(cfg), "seconds": round(time.perf_counter() - t0, 1)}
+              "inception": args.inception_weights, **config_dict(cfg), "seconds": round(time.perf_counter() - t0, 1),
+              # each distinct setting once (CLIP scale 0 shares the cfg-1 samples)
+              "sample_seconds": round(sum({(r["guidance_scale"], r["clip_scale"]): r["sample_seconds"]
+                                           for r in rows if "sample_seconds" in r}.values()), 1)}
     if mode == "coco":
         record.update(data=None, splits=None, captions=str(args.captions), images=str(args.images))
     _write_text(out / "results.json", json.dumps({"config": record, "rows": rows}, indent=1) + "\n")

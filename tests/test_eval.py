@@ -44,6 +44,23 @@ def test_precision_recall():
         precision_recall(real[:3], real)
 
 
+def test_precision_recall_closed_forms():
+    rng = np.random.default_rng(2)
+    # Mode dropping: real = two far-apart Gaussians with equal mass, fake = one of them.
+    # Expected: every fake sample is realistic (P = 1) and half the real mass is covered (R = 1/2).
+    centres = np.array([[0.0, 0.0], [40.0, 0.0]])
+    real = rng.normal(size=(2000, 2)) + centres[rng.integers(0, 2, 2000)]
+    fake = rng.normal(size=(2000, 2))
+    p, r = precision_recall(real, fake)
+    assert p > 0.97 and r == pytest.approx((real[:, 0] < 20).mean(), abs=0.03)
+    # Shifted supports: real ~ U[0,1]^2, fake ~ U[0.5,1.5] x [0,1]; half of each lies in the other's
+    # support, so P = R = 1/2 up to a k-NN radius at the edges.
+    real = rng.uniform(size=(3000, 2))
+    fake = rng.uniform(size=(3000, 2)) + np.array([0.5, 0.0])
+    p, r = precision_recall(real, fake)
+    assert p == pytest.approx(0.5, abs=0.04) and r == pytest.approx(0.5, abs=0.04)
+
+
 def test_clip_score_is_clipped_cosine():
     img = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
     txt = np.array([[2.0, 0.0], [0.0, -1.0], [1.0, 1.0]])
@@ -144,8 +161,10 @@ def test_eval_with_inception_weights_adds_fid(tiny64, tmp_path):
                 "--guidance-scales", "1", "--steps", "2", "--inception-weights", weights,
                 "--cache-dir", tmp_path / "cache", "--out", tmp_path / "ev", "-q", check=True)
     assert "| fid |" in p.stdout
-    row = json.loads((tmp_path / "ev" / "results.json").read_text())["rows"][1]
+    real, row = json.loads((tmp_path / "ev" / "results.json").read_text())["rows"]
     assert row["fid"] > 0 and np.isfinite(row["fid"])
+    assert 0 <= row["precision_inception"] <= 1 and 0 <= row["recall_inception"] <= 1
+    assert 1 <= real["is"] <= 1008 and 1 <= row["is"] <= 1008 and "| is |" in p.stdout
     assert len(list((tmp_path / "cache").glob("real-inception-*.npz"))) == 1
 
 
@@ -163,6 +182,7 @@ def test_eval_sweep_cli_plots_and_gap(tiny64, tmp_path):
         ("clip", 1.0, 4.0)]
     # CLIP scale 0 on the conditional model is the cfg-1 row: the same samples, found in the cache.
     assert rows[4]["fd_clip"] == rows[2]["fd_clip"]
+    assert sorted(d.name for d in (tmp_path / "sw" / "samples").iterdir()) == ["g0", "g1", "g1-clip4", "g3"]
     # The judge here is the same bundled CLIP, so it agrees with the guide exactly.
     for r in rows[1:]:
         assert r["judge_clip_score"] == pytest.approx(r["clip_score"])

@@ -8,7 +8,7 @@ same starting noise, so rows differ only by the guidance. Per row:
     over the evaluated captions (see `Scorer.zero_shot_probs`); comparable only within one table;
   - fid, is: standard FID and Inception Score, only when the user supplies the Inception weights file;
   - clip_score: 100 * cos(image, its caption) under the CLIP, clipped at 0, averaged;
-  - precision / recall: k-NN manifold overlap in the CLIP space;
+  - precision / recall: k-NN manifold overlap in the CLIP space (and in Inception space, with its weights);
   - judge_clip_score, judge_fd: the same under a second, independently trained CLIP, when one is given.
 Generated images are cached per batch under the output folder, keyed by model, captions, seed and settings,
 so an interrupted run resumes where it stopped. Real-image features are cached by data file and network.
@@ -62,6 +62,11 @@ class Setting:
         if self.guidance == "cfg":
             return f"g{self.guidance_scale:g}"
         return f"clip{self.clip_scale:g}" + (f"-g{self.guidance_scale:g}" if self.guidance_scale != 1 else "")
+
+    @property
+    def sampling_name(self) -> str:
+        """Names what is sampled, whatever the series: CLIP scale 0 at cfg 1 is the cfg-1 row's samples."""
+        return f"g{self.guidance_scale:g}" + (f"-clip{self.clip_scale:g}" if self.clip_scale else "")
 
 
 def settings(cfg: EvalConfig) -> list[Setting]:
@@ -234,6 +239,7 @@ class Scorer:
             f_inc = real["inception"] if is_real else inception_features(self.inception, images)
             if not is_real:
                 row["fid"] = fd_from_features(real["inception"], f_inc)
+                row["precision_inception"], row["recall_inception"] = precision_recall(real["inception"], f_inc, k=k)
             probs = softmax_probs(self.inception.logits(torch.as_tensor(f_inc)).double().numpy())
             row["is"] = inception_score(probs, is_splits)[0]
         row["clip_score"] = clip_score(f, text["clip"])
@@ -251,10 +257,10 @@ def check_settings(pipe, cfg: EvalConfig) -> None:
     if not cfg.guidance_scales and not cfg.clip_scales:
         raise GlideError("no guidance scales given")
     if any(cfg.clip_scales):
+        if cfg.sampler not in ("ddpm", "ddim"):
+            raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {cfg.sampler} (--sampler)")
         if getattr(pipe, "clip", None) is None:
             raise GlideError("CLIP-guided rows need a noised CLIP (--clip-model)")
-        if cfg.sampler not in ("ddpm", "ddim"):
-            raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {cfg.sampler}")
 
 
 def evaluate(pipe, scorer: Scorer, cfg: EvalConfig, out_dir: str | os.PathLike | None = None,
@@ -306,7 +312,7 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
         if cache is not None:
             key = _digest(getattr(pipe, "model_key", ""), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
                           setting.guidance_scale, setting.clip_scale)
-            path = cache / setting.name / f"b{b:04d}-{key}.npz"
+            path = cache / setting.sampling_name / f"b{b:04d}-{key}.npz"
         if path is not None and path.is_file():
             with np.load(path, allow_pickle=False) as z:
                 x, dt = z["x"], float(z["seconds"])
@@ -338,7 +344,8 @@ def _rounded(row: dict) -> dict:
 
 
 COLUMNS = ["guidance", "guidance_scale", "clip_scale", "n", "fd_clip", "fid", "is_clip", "is", "clip_score",
-           "precision", "recall", "judge_fd", "judge_clip_score", "sample_seconds"]
+           "precision", "recall", "precision_inception", "recall_inception", "judge_fd", "judge_clip_score",
+           "sample_seconds"]
 _TWO_DECIMALS = {"fid", "is", "is_clip", "clip_score", "judge_clip_score"}
 
 

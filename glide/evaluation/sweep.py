@@ -29,11 +29,12 @@ def _series(rows: list[dict], x: str, y: str) -> list[Series]:
 def plot_tradeoffs(rows: list[dict], path: str | Path) -> None:
     """Fig. 6's three panels: FID against IS, precision against recall, CLIP score against FID. Standard
     FID and IS when the rows have them (Inception weights given), else their CLIP-space stand-ins."""
-    fid, is_, space = ("fid", "is", "Inception") if any("fid" in r for r in rows) else \
-        ("fd_clip", "is_clip", "CLIP space")
+    inception = any("fid" in r for r in rows)
+    fid, is_, prec, rec, space = ("fid", "is", "precision_inception", "recall_inception", "Inception") if inception \
+        else ("fd_clip", "is_clip", "precision", "recall", "CLIP space")
     save_panels([
         panel(_series(rows, is_, fid), f"IS ({space})", f"FID ({space})", "FID vs IS: down-right is better"),
-        panel(_series(rows, "recall", "precision"), "recall", "precision", "precision vs recall (CLIP space)"),
+        panel(_series(rows, rec, prec), "recall", "precision", f"precision vs recall ({space})"),
         panel(_series(rows, "clip_score", fid), "CLIP score (guiding CLIP)", f"FID ({space})",
               "FID vs CLIP score: down-right is better"),
     ], path)
