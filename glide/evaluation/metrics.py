@@ -86,7 +86,7 @@ def inception_score(probs: np.ndarray, splits: int = 1) -> tuple[float, float]:
         marginal = part.mean(0, keepdim=True)
         # 0 * log 0 = 0: classes with no probability contribute nothing
         kl = torch.where(part > 0, part * (part.clamp_min(1e-300).log() - marginal.clamp_min(1e-300).log()), 0.0)
-        scores.append(float(kl.sum(1).mean().exp()))
+        scores.append(float(kl.sum(1).clamp(min=0).mean().exp()))  # KL >= 0; clamp float round-off
     s = np.asarray(scores)
     return float(s.mean()), float(s.std())
 
