@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import GlideError
-from ..images import grid, save_atomic
+from ..images import grid, save_atomic, to_uint8
 from .metrics import clip_score, fd_from_features, inception_score, precision_recall, softmax_probs
 
 
@@ -103,11 +103,6 @@ def load_reference(cfg: EvalConfig, size: int) -> tuple[np.ndarray, list[str], P
 
 def to_model_range(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[B, 3, S, S] in [-1, 1] -> uint8 [B, S, S, 3], rounded as a saved PNG would be."""
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -321,7 +316,7 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
             x = pipe.sample(chunk, guidance_scale=setting.guidance_scale, steps=cfg.steps, sampler=cfg.sampler,
                             generator=pipe._generator(seed), progress=False,
                             cond_fn=pipe.clip_guidance(chunk, setting.clip_scale) if setting.clip_scale else None)
-            x, dt = to_uint8(x), time.perf_counter() - t0
+            x, dt = to_uint8(x).numpy(), time.perf_counter() - t0
             if path is not None:
                 _savez_atomic(path, x=x, seconds=np.float64(dt))
         chunks.append(x)
