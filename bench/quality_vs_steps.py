@@ -1,10 +1,12 @@
-"""Quality against sampling steps on a base model: `glide eval` metrics for DPM-Solver++(2M) at several step
+"""Quality against sampling steps on a base model: `glide eval` metrics for fast samplers at several step
 counts, next to the official notebooks' 100-step ancestral DDPM, at one guidance scale.
 
-    python bench/quality_vs_steps.py --n 32 --steps 10,15,25,50 --out evalruns/steps
+    python bench/quality_vs_steps.py --n 32 --out evalruns/steps
+    python bench/quality_vs_steps.py --n 32 --series dpm++2m:10,25 ddpm:25 --out evalruns/steps
 
-Samples are cached per setting under OUT (an interrupted run resumes). Writes OUT/results.jsonl, OUT/table.md
-and OUT/quality_vs_steps.png (FD in CLIP space and CLIP score against steps, log scale).
+Samples are cached per batch under OUT (an interrupted run resumes; rows already sampled cost nothing). Writes
+OUT/results.jsonl, OUT/table.md and OUT/quality_vs_steps.png (FD in CLIP space and CLIP score against steps, log
+scale, one line per sampler).
 """
 
 from __future__ import annotations
@@ -20,16 +22,23 @@ from PIL import Image, ImageDraw
 from glide.clip.io import load_clip
 from glide.evaluation.evaluate import EvalConfig, Scorer, default_cache_dir, evaluate, model_key
 from glide.pipeline import Pipeline, default_model, resolve_model
+from glide.samplers import SAMPLERS
+
+DEFAULT_SERIES = ("dpm++2m:10,15,25,50", "dpm++2m-sde:10,15,25", "ddpm:10,15,25,50")
+
+
+COLOURS = {"dpm++2m": (40, 90, 200), "dpm++2m-sde": (30, 150, 60), "ddpm": (200, 60, 60), "ddim": (130, 60, 170)}
 
 
 def plot(rows: list[dict], reference: dict, path: Path) -> None:
-    """Two panels, FD (lower is better) and CLIP score (higher is better) against steps; the DDPM-100
-    reference is a dashed line. Drawn with Pillow to keep the benchmark free of plotting libraries."""
+    """Two panels, FD (lower is better) and CLIP score (higher is better) against steps, one line per sampler;
+    the reference (DDPM-100) is a dashed line. Drawn with Pillow to keep the benchmark free of plotting libraries."""
     w, h, pad = 420, 300, 52
     sheet = Image.new("RGB", (2 * w, h), "white")
     d = ImageDraw.Draw(sheet)
-    steps = [r["steps"] for r in rows]
-    lo, hi = math.log(min(steps + [reference["steps"]])), math.log(max(steps + [reference["steps"]]))
+    steps = [r["steps"] for r in rows] + [reference["steps"]]
+    lo, hi = math.log(min(steps)), math.log(max(steps))
+    series = list(dict.fromkeys(r["sampler"] for r in rows))
     for panel, (key, title) in enumerate((("fd_clip", "FD (CLIP space), lower is better"),
                                           ("clip_score", "CLIP score, higher is better"))):
         x0 = panel * w
@@ -46,7 +55,7 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
         d.rectangle([x0 + pad, pad, x0 + w - pad, h - pad], outline="black")
         d.text((x0 + pad, 12), title, fill="black")
         d.text((x0 + w // 2 - 40, h - 22), "steps (log scale)", fill="black")
-        for s in sorted(set(steps + [reference["steps"]])):
+        for s in sorted(set(steps)):
             x, _ = px(s, vmin)
             d.text((x - 6, h - pad + 4), str(s), fill="black")
         for k in range(5):
@@ -55,14 +64,29 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
             d.text((x0 + 4, y - 6), f"{v:.3g}" if key == "fd_clip" else f"{v:.1f}", fill="black")
         _, yref = px(math.exp(lo), reference[key])
         for xs in range(x0 + pad, x0 + w - pad, 10):
-            d.line([xs, yref, xs + 5, yref], fill=(200, 60, 60), width=2)
-        d.text((x0 + pad + 4, yref - 14), f"ddpm {reference['steps']}", fill=(200, 60, 60))
-        pts = [px(r["steps"], r[key]) for r in rows]
-        d.line(pts, fill=(40, 90, 200), width=2)
-        for x, y in pts:
-            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(40, 90, 200))
-        d.text((x0 + w - pad - 70, pad + 4), "dpm++2m", fill=(40, 90, 200))
+            d.line([xs, yref, xs + 5, yref], fill=(120, 120, 120), width=2)
+        d.text((x0 + pad + 4, yref - 14), f"{reference['sampler']} {reference['steps']}", fill=(120, 120, 120))
+        for k, name in enumerate(series):
+            colour = COLOURS.get(name, (0, 0, 0))
+            pts = [px(r["steps"], r[key]) for r in rows if r["sampler"] == name]
+            if len(pts) > 1:
+                d.line(pts, fill=colour, width=2)
+            for x, y in pts:
+                d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+            d.text((x0 + w - pad - 84, pad + 4 + 14 * k), name, fill=colour)
     sheet.save(path)
+
+
+def parse_series(specs: list[str]) -> list[tuple[str, int]]:
+    """["dpm++2m:10,15", "ddpm:25"] -> [("dpm++2m", 10), ("dpm++2m", 15), ("ddpm", 25)]"""
+    out = []
+    for spec in specs:
+        sampler, _, steps = spec.partition(":")
+        if sampler not in SAMPLERS or not steps:
+            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...] with a sampler in {', '.join(SAMPLERS)}; "
+                             f"got {spec!r}")
+        out += [(sampler, int(s)) for s in steps.split(",")]
+    return out
 
 
 def main() -> None:
@@ -71,7 +95,8 @@ def main() -> None:
     ap.add_argument("--data", default="data/emoji")
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--guidance-scale", type=float, default=3.0)
-    ap.add_argument("--steps", default="10,15,25,50", help="DPM-Solver++(2M) step counts")
+    ap.add_argument("--series", nargs="+", default=list(DEFAULT_SERIES), metavar="SAMPLER:STEPS",
+                    help="samplers and their step counts (default: %(default)s)")
     ap.add_argument("--reference-steps", type=int, default=100, help="ancestral DDPM steps of the reference")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default="evalruns/steps")
@@ -84,7 +109,8 @@ def main() -> None:
     scorer = Scorer(load_clip(clip_dir, pipe.device), None, "", model_key(clip_dir), default_cache_dir())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = [("dpm++2m", int(s)) for s in args.steps.split(",")] + [("ddpm", args.reference_steps)]
+    settings = parse_series(args.series)
+    settings = [s for s in settings if s != ("ddpm", args.reference_steps)] + [("ddpm", args.reference_steps)]
     rows = []
     for sampler, steps in settings:
         cfg = EvalConfig(data=args.data, n=args.n, guidance_scales=(args.guidance_scale,), steps=str(steps),
@@ -97,14 +123,14 @@ def main() -> None:
     with open(out / "results.jsonl", "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-    lines = ["| sampler | steps | FD (CLIP) | CLIP score | precision | recall | seconds (cached: 0) |",
+    lines = ["| sampler | steps | FD (CLIP) | CLIP score | precision | recall | sampling seconds |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['sampler']} | {r['steps']} | {r['fd_clip']:.3f} | {r['clip_score']:.2f} | "
-                     f"{r['precision']:.3f} | {r['recall']:.3f} | {r['seconds']} |")
+                     f"{r['precision']:.3f} | {r['recall']:.3f} | {r['sample_seconds']:.0f} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    plot([r for r in rows if r["sampler"] == "dpm++2m"], rows[-1], out / "quality_vs_steps.png")
+    plot(rows[:-1], rows[-1], out / "quality_vs_steps.png")
     print(f"wrote {out / 'results.jsonl'}, {out / 'table.md'}, {out / 'quality_vs_steps.png'}")
 
 

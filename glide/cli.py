@@ -11,6 +11,9 @@ from pathlib import Path
 
 from .errors import GlideError
 
+# The keys of glide.samplers.SAMPLERS, spelled out so that parsing arguments does not import torch.
+SAMPLER_NAMES = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde")
+
 
 def _positive_int(s: str) -> int:
     try:
@@ -73,7 +76,7 @@ def cmd_sample(args) -> int:
     # CLIP guidance shifts the mean of each ancestral step (GLIDE 3.2), so it needs ddpm/ddim and, like the
     # official notebook, 100 steps; otherwise the fast default.
     guided = bool(args.clip_guidance_scale)
-    args.sampler = args.sampler or ("ddpm" if guided else "dpm++2m")
+    args.sampler = args.sampler or ("ddpm" if guided else "dpm++2m-sde")
     args.steps = args.steps or ("100" if guided else "20")
     pipe = _pipeline(args, need_upsampler=args.upsample)
     images = pipe(args.prompt, args.num_images, guidance_scale=args.guidance_scale, steps=args.steps,
@@ -366,7 +369,7 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
     p.add_argument("--clip-cfg-scale", type=float, default=1.0,
                    help="classifier-free scale under CLIP guidance (1: the conditional model alone, as the paper)")
     p.add_argument("--steps", type=_steps, default="25" if sweep else "20")
-    p.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="ddpm" if sweep else "dpm++2m")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, default="ddpm" if sweep else "dpm++2m-sde")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--clip-model", default=None,
@@ -401,9 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance-scale", type=float, default=3.0, help="classifier-free guidance scale (default 3)")
     s.add_argument("--steps", type=_steps, default=None,
                    help="sampling steps, or a respacing like fast27 (default 20; 100 with CLIP guidance)")
-    s.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default=None,
-                   help="dpm++2m (DPM-Solver++ 2M, the default: good in 15-25 steps), ddpm (ancestral, the "
-                        "official notebooks' choice at 100 steps, and the default with CLIP guidance) or ddim")
+    s.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
+                   help="dpm++2m-sde (SDE-DPM-Solver++ 2M, the default: good in 15-25 steps), dpm++2m (its "
+                        "deterministic form), ddpm (ancestral, the official notebooks' choice at 100 steps, and the "
+                        "default with CLIP guidance) or ddim")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0 = deterministic)")
     s.add_argument("--temperature", type=float, default=1.0, help="scale of the initial noise")
     s.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
@@ -425,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-n", "--num-images", type=_positive_int, default=1)
     i.add_argument("--guidance-scale", type=float, default=5.0, help="classifier-free guidance scale (default 5)")
     i.add_argument("--steps", type=_steps, default="20")
-    i.add_argument("--sampler", choices=["ddpm", "ddim", "dpm++2m"], default="dpm++2m")
+    i.add_argument("--sampler", choices=SAMPLER_NAMES, default="dpm++2m-sde")
     i.add_argument("--eta", type=float, default=0.0)
     i.add_argument("--upsample", action="store_true", help="edit at 256 px with the upsampler")
     i.add_argument("--upsampler", default=None)

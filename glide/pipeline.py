@@ -90,8 +90,14 @@ class Pipeline:
     """
 
     def __init__(self, model: GLIDE, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
-                 upsampler: GLIDE | None = None, clip=None):
+                 upsampler: GLIDE | None = None, clip=None, compile: bool | str = False):
+        """`compile`: run the U-Nets through torch.compile (True, or a mode: "reduce-overhead" also captures
+        CUDA graphs, for small batches on a GPU). The first call at each batch size pays for compilation."""
         self.device = torch.device(device) if device is not None else default_device()
+        if compile not in (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
+            raise GlideError(f"unknown compile mode {compile!r}; use True, default, reduce-overhead or max-autotune")
+        self.compile = compile
+        self._compiled: dict[int, torch.nn.Module] = {}
         # Upsampling keeps the low-res image's low frequencies (see _low_res_consistency); False gives the
         # official notebook's plain sampling.
         self.low_res_consistency = True
@@ -169,11 +175,22 @@ class Pipeline:
         return self._diffusions[key]
 
     def _model_fn(self, model: GLIDE):
+        net = self._compiled_net(model) if self.compile else model
+        # CUDA graphs replay into the same output buffer: copy it out before the next step can overwrite it.
+        copy = self.compile == "reduce-overhead"
+
         def run(x, t, **kw):
             with self.autocast():
-                return model(x, t, **kw).float()
+                out = net(x, t, **kw).float()
+            return out.clone() if copy else out
 
         return run
+
+    def _compiled_net(self, model: GLIDE) -> torch.nn.Module:
+        if id(model) not in self._compiled:
+            mode = None if self.compile in (True, "default") else self.compile
+            self._compiled[id(model)] = torch.compile(model, mode=mode, dynamic=False)
+        return self._compiled[id(model)]
 
     def _generator(self, seed: int | None) -> torch.Generator:
         g = torch.Generator(self.device)

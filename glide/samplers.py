@@ -109,6 +109,46 @@ def sample_ddim(
     return x
 
 
+def _dpmpp_2m(denoiser, diffusion, x, eta, name, clip_denoised, denoised_fn, cond_fn, generator, progress,
+              callback, project):
+    """DPM-Solver++(2M) in the data (x_0) prediction on the log-SNR lambda = log(alpha / sigma), with the
+    midpoint form of the second-order correction. eta = 0 solves the probability-flow ODE; eta = 1 the
+    reverse SDE, whose first-order step is exactly the DDPM posterior q(x_t | x_s, x_0) (DDIM with eta = 1)."""
+    if cond_fn is not None:
+        raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {name}")
+
+    def coefficients(idx: torch.Tensor, prev: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ab = diffusion.extract("alphas_cumprod_prev" if prev else "alphas_cumprod", idx, x.ndim)
+        alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
+        return alpha, sigma, torch.log(alpha) - torch.log(sigma)
+
+    x0_prev, h_prev = None, None
+    for i in _indices(diffusion, progress, name):
+        idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
+        x0 = out.pred_xstart
+        if i == 0:  # the last step lands on the data: take the prediction itself
+            x = x0
+        else:
+            _, s_cur, lam_cur = coefficients(idx, prev=False)
+            a_next, s_next, lam_next = coefficients(idx, prev=True)
+            h = lam_next - lam_cur
+            # x_t = (sigma_t / sigma_s) e^{-eta h} x_s + alpha_t (1 - e^{-(1 + eta) h}) D + sigma_t sqrt(1 - e^{-2 eta h}) z
+            gain = -torch.expm1(-(1 + eta) * h)
+            d = x0
+            if x0_prev is not None:  # second order from the second step: extrapolate x_0 along lambda
+                r = h_prev / h
+                d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
+            x = (s_next / s_cur) * torch.exp(-eta * h) * x + a_next * gain * d
+            if eta > 0:
+                x = x + s_next * torch.sqrt(-torch.expm1(-2 * eta * h)) * _randn(x, generator)
+            x0_prev, h_prev = x0, h
+        if project is not None:
+            x = project(x, i)
+        if callback is not None:
+            callback(i, x, out)
+    return x
+
+
 def sample_dpmpp_2m(
     denoiser: Denoiser,
     diffusion: Diffusion,
@@ -125,38 +165,31 @@ def sample_dpmpp_2m(
     """DPM-Solver++(2M) (Lu et al. 2022): a deterministic multistep solver of the probability-flow ODE in
     the data (x_0) prediction, second order from the second step, first order on the last step. It runs on
     whatever timesteps the (respaced) schedule keeps; evenly spaced ones ("25") are the documented default."""
-    if cond_fn is not None:
-        raise GlideError("CLIP guidance works with the ddpm and ddim samplers, not dpm++2m")
-
-    def log_snr(idx: torch.Tensor, prev: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        ab = diffusion.extract("alphas_cumprod_prev" if prev else "alphas_cumprod", idx, x.ndim)
-        alpha, sigma = ab.sqrt(), (1 - ab).sqrt()
-        return alpha, sigma, torch.log(alpha) - torch.log(sigma)
-
-    x0_prev, h_prev = None, None
-    for i in _indices(diffusion, progress, "dpm++2m"):
-        idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
-        x0 = out.pred_xstart
-        if i == 0:  # the last step lands on the data: take the prediction itself
-            x = x0
-        else:
-            _, s_cur, lam_cur = log_snr(idx, prev=False)
-            a_next, s_next, lam_next = log_snr(idx, prev=True)
-            h = lam_next - lam_cur
-            d = x0
-            if x0_prev is not None:
-                r = h_prev / h
-                d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
-            x = (s_next / s_cur) * x - a_next * torch.expm1(-h) * d
-            x0_prev, h_prev = x0, h
-        if project is not None:
-            x = project(x, i)
-        if callback is not None:
-            callback(i, x, out)
-    return x
+    return _dpmpp_2m(denoiser, diffusion, x, 0.0, "dpm++2m", clip_denoised, denoised_fn, cond_fn, generator,
+                     progress, callback, project)
 
 
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpm++2m": sample_dpmpp_2m}
+def sample_dpmpp_2m_sde(
+    denoiser: Denoiser,
+    diffusion: Diffusion,
+    x: torch.Tensor,
+    *,
+    clip_denoised: bool = True,
+    denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    cond_fn: CondFn | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
+    project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """SDE-DPM-Solver++(2M) (Lu et al. 2022, appendix): the same multistep x_0 extrapolation, but on the
+    reverse SDE, so every step adds fresh noise. Like ancestral DDPM it can correct part of a model's
+    errors, which a deterministic ODE solver carries to the end; unlike DDPM it is second order."""
+    return _dpmpp_2m(denoiser, diffusion, x, 1.0, "dpm++2m-sde", clip_denoised, denoised_fn, cond_fn, generator,
+                     progress, callback, project)
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpm++2m": sample_dpmpp_2m, "dpm++2m-sde": sample_dpmpp_2m_sde}
 
 
 def get_sampler(name: str):

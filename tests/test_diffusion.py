@@ -7,7 +7,7 @@ import torch
 from glide.diffusion import Diffusion, beta_schedule, space_timesteps
 from glide.errors import GlideError
 from glide import guidance
-from glide.samplers import sample_ddim, sample_ddpm, sample_dpmpp_2m
+from glide.samplers import sample_ddim, sample_ddpm, sample_dpmpp_2m, sample_dpmpp_2m_sde
 
 
 @pytest.mark.parametrize("name", ["linear", "squaredcos_cap_v2"])
@@ -59,7 +59,7 @@ def _oracle(x0):
     return denoise
 
 
-@pytest.mark.parametrize("sampler", [sample_ddpm, sample_ddim, sample_dpmpp_2m])
+@pytest.mark.parametrize("sampler", [sample_ddpm, sample_ddim, sample_dpmpp_2m, sample_dpmpp_2m_sde])
 def test_samplers_reach_the_data(sampler):
     d = Diffusion(beta_schedule("squaredcos_cap_v2")).respace("20")
     _oracle.d = d
@@ -127,3 +127,77 @@ def test_dpmpp_2m_is_more_accurate_than_ddim(schedule, steps):
         sampler(denoise, d, x, clip_denoised=False, callback=lambda i, xn, out: seen.setdefault(i, xn))
         errors[name] = (seen[2] - exact).abs().mean().item()  # the sample at the second-smallest timestep
     assert errors["dpm"] < 0.6 * errors["ddim"], errors
+
+
+def _gaussian_denoiser(d, mu, s):
+    """The exact eps for data ~ N(mu, s^2) under the respaced schedule `d`."""
+    def denoise(xt, t):
+        i = torch.searchsorted(torch.tensor(d.timesteps), t)
+        ab = d.extract("alphas_cumprod", i, xt.ndim)
+        x0 = mu + (ab.sqrt() * s**2) / (ab * s**2 + 1 - ab) * (xt - ab.sqrt() * mu)
+        return torch.cat([(xt - ab.sqrt() * x0) / (1 - ab).sqrt(), torch.zeros_like(xt)], 1)
+    return denoise
+
+
+def test_dpmpp_2m_sde_first_step_is_the_ddpm_posterior():
+    """Its first step has no history, so it must be exactly DDIM with eta = 1, i.e. a draw from
+    q(x_t | x_s, x_0) with the same noise."""
+    d = Diffusion(beta_schedule("squaredcos_cap_v2")).respace("10")
+    denoise = _gaussian_denoiser(d, 0.3, 0.5)
+    x = torch.randn(64, 1, 2, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    first = {}
+    for name, f, kw in (("ddim", sample_ddim, {"eta": 1.0}), ("sde", sample_dpmpp_2m_sde, {}),
+                        ("ode", sample_ddim, {"eta": 0.0})):
+        f(denoise, d, x, clip_denoised=False, generator=torch.Generator().manual_seed(1),
+          callback=lambda i, xn, out, name=name: first.setdefault(name, xn), **kw)
+    # The schedule is float32 and the two formulas cancel differently at alpha_bar ~ 1e-4: float32 agreement.
+    torch.testing.assert_close(first["sde"], first["ddim"], rtol=0, atol=2e-3)
+    assert (first["sde"] - first["ode"]).abs().max() > 0.3  # the noise matters: the check can tell them apart
+
+
+def test_dpmpp_2m_sde_samples_the_data_distribution_at_second_order():
+    """Data ~ N(mu, s^2) with its exact denoiser: the sampled spread converges to s, and the multistep
+    correction makes the error shrink much faster with steps than first-order ancestral sampling's."""
+    mu, s = 0.3, 0.5
+    x = torch.randn(50000, 1, 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    err = {}
+    for steps in ("50", "250"):
+        d = Diffusion(beta_schedule("linear")).respace(steps)
+        for name, f, kw in (("ddim", sample_ddim, {"eta": 1.0}), ("sde", sample_dpmpp_2m_sde, {})):
+            out = f(_gaussian_denoiser(d, mu, s), d, x, clip_denoised=False,
+                    generator=torch.Generator().manual_seed(1), **kw)
+            assert abs(out.mean().item() - mu) < 0.01
+            err[name, steps] = abs(out.std().item() - s)
+    assert err["sde", "250"] < 0.006 and err["sde", "250"] < 0.4 * err["ddim", "250"], err
+    assert err["sde", "50"] / err["sde", "250"] > 2 * err["ddim", "50"] / err["ddim", "250"], err
+
+
+def test_hybrid_loss_terms_and_min_snr_weighting():
+    from glide.diffusion.losses import hybrid_loss
+
+    d = Diffusion(beta_schedule("squaredcos_cap_v2"))
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 3, 8, 8, generator=g) * 2 - 1
+    noise = torch.randn(x0.shape, generator=g)
+    i = torch.tensor([3, 200, 600, 990])
+    xt = d.q_sample(x0, i, noise)
+    # The exact eps with v = -1 (variance = the true posterior's): the KL terms vanish (t > 0).
+    exact = torch.cat([noise, -torch.ones_like(noise)], 1)
+    out = hybrid_loss(d, exact, x0, xt, i, noise)
+    assert out["mse"].abs().max() < 1e-10 and out["vlb"].abs().max() < 1e-4
+    # A wrong eps: the VLB sees it only through a stop-gradient, so eps gets gradient from the MSE alone.
+    wrong = torch.cat([noise + 0.3 * torch.randn(x0.shape, generator=g), torch.zeros_like(noise)], 1)
+    wrong.requires_grad_(True)
+    plain = hybrid_loss(d, wrong, x0, xt, i, noise)
+    grad_eps = torch.autograd.grad(plain["loss"].sum(), wrong, retain_graph=True)[0][:, :3]
+    torch.testing.assert_close(grad_eps, torch.autograd.grad(plain["mse"].sum(), wrong)[0][:, :3])
+    # Min-SNR-gamma: the MSE is weighted by min(SNR, gamma) / SNR, the reported mse stays unweighted.
+    ab = d.alphas_cumprod[i.numpy()]
+    snr = torch.tensor(ab / (1 - ab), dtype=torch.float32)
+    capped = hybrid_loss(d, wrong.detach(), x0, xt, i, noise, snr_gamma=5.0)
+    torch.testing.assert_close(capped["mse"], plain["mse"].detach())
+    vlb_part = plain["loss"].detach() - plain["mse"].detach()
+    torch.testing.assert_close(capped["loss"] - vlb_part, plain["mse"].detach() * snr.clamp(max=5.0) / snr)
+    assert snr[0] > 5 > snr[3]  # the test covers both sides of the cap
+    huge = hybrid_loss(d, wrong.detach(), x0, xt, i, noise, snr_gamma=float(snr.max()) * 2)
+    torch.testing.assert_close(huge["loss"], plain["loss"].detach())

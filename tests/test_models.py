@@ -142,3 +142,18 @@ def test_bad_config_is_a_clear_error():
         get_preset("huge")
     with pytest.raises(GlideError, match="unknown official option"):
         official.config_from_options(num_chanels=3)
+
+
+def test_compiled_pipeline_samples_like_the_eager_one():
+    """Pipeline(compile=True) runs the U-Net through torch.compile: same samples (within float tolerance);
+    unknown modes are refused."""
+    from glide import Pipeline
+
+    model = GLIDE(get_preset("tiny"))
+    randomize(model, 0)
+    eager = Pipeline(model, "cpu").sample(["a red apple"], steps=3, generator=torch.Generator().manual_seed(1))
+    fast = Pipeline(model, "cpu", compile=True).sample(["a red apple"], steps=3,
+                                                       generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(fast, eager, atol=1e-4, rtol=1e-4)
+    with pytest.raises(GlideError, match="compile mode"):
+        Pipeline(model, "cpu", compile="fastest")

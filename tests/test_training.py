@@ -202,6 +202,25 @@ def test_config_errors(toy_data, tmp_path):
     assert p.returncode == 2
 
 
+def test_caption_filter_trains_on_a_slice(toy_data, tmp_path):
+    """caption_filter keeps only the matching images (here the 16 red squares) and says so; bad patterns
+    and patterns that match nothing are clear errors, before any training."""
+    from glide.data.datasets import CaptionFilter, open_source
+
+    src = CaptionFilter(open_source(toy_data, 32), r"^a red square")
+    assert len(src) == 16 and all(src.load(i)[1][0].startswith("a red square") for i in range(len(src)))
+    assert all(tuple(src.load(i)[0][14, 8 if "left" in src.caption(i) else 24]) == (220, 30, 30) for i in range(16))
+    cfg = TrainConfig(preset="tiny", data=str(toy_data), out=str(tmp_path / "r"), max_steps=1, batch_size=4,
+                      caption_filter="red square")
+    assert len(Trainer(cfg).source) == 16
+    p = run_cli(*train_args(toy_data, tmp_path / "r2", 1, "--set", 'caption_filter="purple"'))
+    assert p.returncode == 2 and "no training caption matches" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli(*train_args(toy_data, tmp_path / "r3", 1, "--set", 'caption_filter="(red"'))
+    assert p.returncode == 2 and "not a valid regular expression" in p.stderr
+    with pytest.raises(GlideError, match="snr_gamma"):
+        TrainConfig(preset="tiny", data=str(toy_data), out="x", snr_gamma=-1).validate()
+
+
 def test_ema_warms_up():
     """Early EMA updates follow the weights closely, so a short run's EMA is not mostly initial weights."""
     from types import SimpleNamespace

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -63,11 +64,12 @@ class FolderSource:
     def __len__(self) -> int:
         return len(self.files)
 
+    def caption(self, i: int) -> str:
+        txt = self.files[i].with_suffix(".txt")
+        return txt.read_text(encoding="utf-8").strip() if txt.is_file() else ""
+
     def load(self, i: int) -> tuple[np.ndarray, list[str]]:
-        p = self.files[i]
-        txt = p.with_suffix(".txt")
-        caption = txt.read_text(encoding="utf-8").strip() if txt.is_file() else ""
-        return decode_image(p, self.size, self.background), [caption]
+        return decode_image(self.files[i], self.size, self.background), [self.caption(i)]
 
 
 class JsonlSource:
@@ -96,6 +98,9 @@ class JsonlSource:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def caption(self, i: int) -> str:
+        return self.rows[i]["caption"]
 
     def load(self, i: int) -> tuple[np.ndarray, list[str]]:
         row = self.rows[i]
@@ -128,8 +133,37 @@ class NpzSource:
     def __len__(self) -> int:
         return len(self.images)
 
+    def caption(self, i: int) -> str:
+        return self.captions[i][0]
+
     def load(self, i: int) -> tuple[np.ndarray, list[str]]:
         return self.images[i], self.captions[i]
+
+
+class CaptionFilter:
+    """The items of a random-access source whose (first) caption matches a regular expression: a slice of a
+    dataset, e.g. `^(red|blue) heart, twemoji style$`, without writing a new copy of it."""
+
+    def __init__(self, source, pattern: str):
+        if getattr(source, "streaming", False):
+            raise GlideError("caption_filter needs a folder, a .jsonl manifest or an .npz file, not WebDataset shards")
+        try:
+            rx = re.compile(pattern)
+        except re.error as e:
+            raise GlideError(f"caption_filter {pattern!r} is not a valid regular expression: {e}") from None
+        self.source = source
+        self.index = [i for i in range(len(source)) if rx.search(source.caption(i))]
+        if not self.index:
+            raise GlideError(f"no training caption matches caption_filter {pattern!r}")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def caption(self, i: int) -> str:
+        return self.source.caption(self.index[i])
+
+    def load(self, i: int) -> tuple[np.ndarray, list[str]]:
+        return self.source.load(self.index[i])
 
 
 class WebDatasetSource:

@@ -52,8 +52,13 @@ def vlb_terms(diffusion: Diffusion, model_output: torch.Tensor, x0: torch.Tensor
 
 
 def hybrid_loss(diffusion: Diffusion, model_output: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor,
-                i: torch.Tensor, noise: torch.Tensor, vlb_weight: float = 0.001) -> dict[str, torch.Tensor]:
-    """Per-sample losses: {"loss", "mse", "vlb"}."""
+                i: torch.Tensor, noise: torch.Tensor, vlb_weight: float = 0.001,
+                snr_gamma: float = 0.0) -> dict[str, torch.Tensor]:
+    """Per-sample losses: {"loss", "mse", "vlb"} ("mse" unweighted, whatever the weighting).
+
+    `snr_gamma` > 0 weights the eps MSE by min(SNR, gamma) / SNR (Min-SNR-gamma, Hang et al. 2023). The eps
+    loss is dominated by low-noise timesteps, whose gradients fight those of the high-noise ones that decide
+    an image's layout; capping their weight makes short runs learn layout sooner. 0 = GLIDE's plain L_simple."""
     c = x0.shape[1]
     model_output = model_output.float()
     eps, var_values = model_output[:, :c], model_output[:, c:]
@@ -61,5 +66,10 @@ def hybrid_loss(diffusion: Diffusion, model_output: torch.Tensor, x0: torch.Tens
     mse = ((noise - eps) ** 2).mean(dims)
     frozen = torch.cat([eps.detach(), var_values], dim=1)  # the VLB trains the variance only
     vlb = vlb_terms(diffusion, frozen, x0, xt, i)
-    loss = mse + vlb * (vlb_weight * diffusion.num_timesteps)
+    weighted = mse
+    if snr_gamma > 0:
+        ab = diffusion.extract("alphas_cumprod", i, 1)
+        snr = ab / (1 - ab)
+        weighted = mse * (snr.clamp(max=snr_gamma) / snr)
+    loss = weighted + vlb * (vlb_weight * diffusion.num_timesteps)
     return {"loss": loss, "mse": mse, "vlb": vlb}

@@ -42,7 +42,7 @@ class EvalConfig:
     clip_scales: tuple[float, ...] = ()  # CLIP guidance rows (0 = the unguided conditional model)
     clip_cfg_scale: float = 1.0  # classifier-free scale under CLIP guidance (1: the conditional model alone)
     steps: int | str = 25
-    sampler: str = "dpm++2m"
+    sampler: str = "dpm++2m-sde"
     seed: int = 0
     batch_size: int = 16
     k: int = 3  # neighbourhood size for precision/recall

@@ -30,6 +30,7 @@ class TrainConfig:
     data: str = ""
     background: str = "white"  # RGBA images are composited on this
     hflip: bool = False  # off by default: captions can name a side
+    caption_filter: str = ""  # a regular expression: train only on images whose caption matches it
     caption_dropout: float = 0.2  # share of empty captions, for classifier-free guidance
     alt_caption_prob: float = 0.0  # chance of using an alternative caption when the data has them
     p_unmasked: float = 0.25  # inpainting kinds: share of examples with nothing known (plain text2im)
@@ -46,6 +47,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_rate: float = 0.9999  # 0 disables the EMA
     vlb_weight: float = 0.001  # lambda of the hybrid loss
+    snr_gamma: float = 0.0  # Min-SNR-gamma weighting of the eps MSE (e.g. 5); 0 = GLIDE's unweighted L_simple
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     grad_checkpointing: bool = False
     compile: bool = False
@@ -98,6 +100,8 @@ class TrainConfig:
             raise GlideError("microbatch must be >= 0")
         if not 0 <= self.caption_dropout <= 1:
             raise GlideError("caption_dropout must be in [0, 1]")
+        if self.snr_gamma < 0:
+            raise GlideError(f"snr_gamma must be >= 0 (0 = off), got {self.snr_gamma}")
         if not 0 <= self.ema_rate < 1:
             raise GlideError("ema_rate must be in [0, 1)")
         if self.precision not in ("auto", "fp32", "bf16"):

@@ -83,7 +83,7 @@ class DiffusionTask:
         kw = {k: batch[k][sl] for k in ("tokens", "mask", "low_res", "inpaint_image", "inpaint_mask") if k in batch}
         with autocast:
             out = net(xt, self.diffusion.model_timesteps(i), **kw)
-        return hybrid_loss(self.diffusion, out, x0, xt, i, noise, self.train_cfg.vlb_weight)
+        return hybrid_loss(self.diffusion, out, x0, xt, i, noise, self.train_cfg.vlb_weight, self.train_cfg.snr_gamma)
 
     def evaluate(self, model, run_dir: Path, step: int, source, precision) -> None:
         """A grid of samples for the fixed prompts (super-resolution: from fixed low-res data images)."""

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import ModelConfig
-from ..data.datasets import open_source
+from ..data.datasets import CaptionFilter, open_source
 from ..data.loader import BatchStream, Position
 from ..errors import GlideError
 from . import state as ckpt_io
@@ -118,6 +118,10 @@ class Trainer:
 
         # Data: each process reads its own share of every epoch.
         source = open_source(cfg.data, self.task.image_size, cfg.background)
+        if cfg.caption_filter:
+            source = CaptionFilter(source, cfg.caption_filter)
+            if self.dist.rank == 0:
+                tqdm.write(f"caption_filter {cfg.caption_filter!r}: training on {len(source)} image(s)")
         self.source = source
         if cfg.batch_size % self.dist.world:
             raise GlideError(f"batch size {cfg.batch_size} does not split over {self.dist.world} processes")

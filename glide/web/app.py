@@ -126,7 +126,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         n_images = gr.Slider(1, lim.max_images, value=4, step=1, label="Images")
                         scale = gr.Slider(0, 15, value=3.0, step=0.5, label="Guidance scale (classifier-free)")
                         steps = gr.Slider(5, min(lim.max_steps, 200), value=20, step=1, label="Steps")
-                        sampler = gr.Dropdown(samplers, value="dpm++2m", label="Sampler")
+                        sampler = gr.Dropdown(samplers, value="dpm++2m-sde", label="Sampler")
                         seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="gen-seed")
                         clip_scale = gr.Slider(0, 20, value=0, step=0.5, visible=studio.can_clip_guide,
                                                label="CLIP guidance scale (0 = off; needs ddpm or ddim)")
@@ -158,7 +158,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                             edit_n = gr.Slider(1, lim.max_images, value=2, step=1, label="Images")
                             edit_scale = gr.Slider(0, 15, value=5.0, step=0.5, label="Guidance scale")
                             edit_steps = gr.Slider(5, min(lim.max_steps, 200), value=20, step=1, label="Steps")
-                            edit_sampler = gr.Dropdown(samplers, value="dpm++2m", label="Sampler")
+                            edit_sampler = gr.Dropdown(samplers, value="dpm++2m-sde", label="Sampler")
                             edit_seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="edit-seed")
                     with gr.Column(scale=1):
                         edit_gallery = gr.Gallery(label="Edits", columns=2, object_fit="contain", height=420, format="png",

@@ -256,7 +256,7 @@ class Studio:
         return True
 
     # -- the three actions -------------------------------------------------------------------------
-    def generate(self, prompt, *, num_images=4, guidance_scale=3.0, steps=20, sampler="dpm++2m", seed=None,
+    def generate(self, prompt, *, num_images=4, guidance_scale=3.0, steps=20, sampler="dpm++2m-sde", seed=None,
                  clip_guidance_scale=0.0, upsample=False, session: str | None = None):
         """Returns (job, seed): the job's result is a list of images (64 px, or 256 px with `upsample`)."""
         prompt = self._prompt(prompt)
@@ -268,7 +268,7 @@ class Studio:
         seed = self._seed(seed)
         if clip_scale and not self.can_clip_guide:
             raise GlideError("CLIP guidance needs a noised CLIP model (glide serve --clip-model DIR)")
-        if clip_scale and sampler == "dpm++2m":
+        if clip_scale and sampler not in ("ddpm", "ddim"):
             raise GlideError("CLIP guidance works with the ddpm and ddim samplers; pick one of them")
         if upsample and not self.can_upsample:
             raise GlideError("upsampling needs an upsampler model (glide serve --upsampler DIR)")
@@ -281,7 +281,7 @@ class Studio:
         return self.start(session, work, previews=True), seed
 
     def edit(self, image: Image.Image | None, repaint: np.ndarray | None, prompt, *, num_images=1,
-             guidance_scale=5.0, steps=20, sampler="dpm++2m", seed=None, session: str | None = None):
+             guidance_scale=5.0, steps=20, sampler="dpm++2m-sde", seed=None, session: str | None = None):
         """Repaint the True region of `repaint` (same size as `image`). Returns (job, seed); the job's
         result is a list of images at the model's resolution."""
         if image is None:

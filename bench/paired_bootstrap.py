@@ -1,0 +1,61 @@
+"""Is a sampler setting really worse than the reference, or is it noise? Paired bootstrap over the captions of a
+bench/quality_vs_steps.py run: the same resampled captions for the reference's and the setting's samples (and the
+real images), so the spread is that of the difference, not of each figure.
+
+    python bench/paired_bootstrap.py evalruns/steps --reference ddpm-100 --settings dpm++2m-sde-20,ddpm-25
+
+Prints one JSON line per setting: FD (CLIP) and CLIP score minus the reference's, their bootstrap standard
+deviations, and the share of resamples in which the setting's FD is worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from glide.clip.io import load_clip
+from glide.evaluation.evaluate import EvalConfig, clip_image_features, clip_text_features, load_reference
+from glide.evaluation.metrics import clip_score, fd_from_features
+from glide.pipeline import default_model
+
+
+def samples(run: Path, name: str, guidance: float) -> np.ndarray:
+    files = sorted((run / name / "samples" / f"g{guidance:g}").glob("b*.npz"))
+    if not files:
+        raise SystemExit(f"no cached samples for {name} under {run}")
+    return np.concatenate([np.load(f)["x"] for f in files])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path, help="the --out folder of bench/quality_vs_steps.py")
+    ap.add_argument("--reference", default="ddpm-100")
+    ap.add_argument("--settings", required=True, help="comma-separated setting folders, e.g. dpm++2m-sde-20")
+    ap.add_argument("--data", default="data/emoji")
+    ap.add_argument("--n", type=int, default=32, help="the run's -n")
+    ap.add_argument("--guidance-scale", type=float, default=3.0)
+    ap.add_argument("--resamples", type=int, default=200)
+    args = ap.parse_args()
+
+    clip = load_clip(default_model("clip"), "cpu")
+    real, captions, _ = load_reference(EvalConfig(data=args.data, n=args.n), 64)
+    real_f, text_f = clip_image_features(clip, real), clip_text_features(clip, captions)
+    ref_f = clip_image_features(clip, samples(args.run, args.reference, args.guidance_scale))
+    rng = np.random.default_rng(0)
+    draws = [rng.integers(0, len(real), len(real)) for _ in range(args.resamples)]
+    for name in args.settings.split(","):
+        f = clip_image_features(clip, samples(args.run, name, args.guidance_scale))
+        dfd = np.array([fd_from_features(real_f[i], f[i]) - fd_from_features(real_f[i], ref_f[i]) for i in draws])
+        dcs = np.array([clip_score(f[i], text_f[i]) - clip_score(ref_f[i], text_f[i]) for i in draws])
+        print(json.dumps({"setting": name, "reference": args.reference,
+                          "fd_minus_reference": round(float(fd_from_features(real_f, f) - fd_from_features(real_f, ref_f)), 4),
+                          "fd_diff_std": round(float(dfd.std()), 4), "share_fd_worse": round(float((dfd > 0).mean()), 3),
+                          "clip_minus_reference": round(float(clip_score(f, text_f) - clip_score(ref_f, text_f)), 3),
+                          "clip_diff_std": round(float(dcs.std()), 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
