@@ -20,6 +20,7 @@ import torch
 from glide.data.datasets import open_source
 from glide.diffusion import Diffusion
 from glide.pipeline import Pipeline
+from glide.training.tasks import to_tensor
 
 
 def main() -> None:
@@ -35,7 +36,7 @@ def main() -> None:
     src = open_source(args.data, 64, splits=("heldout_pair", "heldout_emoji"))
     pick = np.random.default_rng(0).choice(len(src), min(args.n, len(src)), replace=False)
     items = [src.load(int(i)) for i in pick]
-    x0 = torch.from_numpy(np.stack([im for im, _ in items])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x0 = to_tensor(np.stack([im for im, _ in items]), torch.device("cpu"))
     captions = [c[0] for _, c in items]
     g = torch.Generator().manual_seed(1)
     noise = {t: torch.randn(x0.shape, generator=g) for t in timesteps}

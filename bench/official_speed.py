@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 
 from glide import GLIDE, Pipeline
+from glide.images import to_uint8
 from glide.official.keys import from_official
 from glide.official.options import config_from_options
 from glide.samplers import sample_ddim
@@ -150,7 +151,7 @@ def variants(names: list[str], device: torch.device) -> list[tuple[str, dict]]:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    qa, qb = [((x.clamp(-1, 1) + 1) * 127.5).round() for x in (a, b)]
+    qa, qb = [to_uint8(x).float() for x in (a, b)]
     mse = ((qa - qb) ** 2).mean().item()
     return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
 
