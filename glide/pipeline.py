@@ -21,8 +21,7 @@ from .models import GLIDE, TextEmbedding
 from .samplers import get_sampler
 from .text import get_tokenizer
 
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
+from .runtime import DTYPES, default_device, default_dtype
 
 
 def resolve_model(spec: str | os.PathLike) -> Path:
@@ -64,10 +63,6 @@ def load_model(spec: str | os.PathLike, device: str | torch.device = "cpu") -> t
     except RuntimeError as e:
         raise GlideError(f"weights in {spec} do not match its config: {str(e).splitlines()[0]}") from None
     return model.to(device).eval(), doc
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def parse_steps(steps: int | str) -> str:
@@ -113,8 +108,7 @@ class Pipeline:
             if dtype not in DTYPES:
                 raise GlideError(f"unknown dtype {dtype!r}; choose fp32, bf16 or fp16")
             dtype = DTYPES[dtype]
-        # fp32 on CPU; mixed precision (autocast) on CUDA unless asked otherwise.
-        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.dtype = dtype or default_dtype(self.device)
         self._diffusions: dict[tuple, Diffusion] = {}
 
     @classmethod
@@ -156,13 +150,16 @@ class Pipeline:
 
     @torch.no_grad()
     def encode(self, prompts: Sequence[str], model: GLIDE | None = None) -> TextEmbedding | None:
+        """The text conditioning for each prompt; each distinct prompt goes through the encoder once."""
         model = model or self.model
         if model.cfg.text is None:
             return None
-        tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(list(prompts), model.cfg.text.context)
+        unique = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
+        tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(list(unique), model.cfg.text.context)
         with self.autocast():
             emb = model.encode_text(tokens.to(self.device), mask.to(self.device))
-        return TextEmbedding(*(t.float() for t in emb))
+        index = torch.tensor([unique[p] for p in prompts], device=self.device)
+        return TextEmbedding(*(t.float()[index] for t in emb))
 
     def diffusion(self, steps: int | str | Diffusion, model: GLIDE | None = None) -> Diffusion:
         """The respaced process for a step count or respacing spec (a Diffusion passes through)."""
