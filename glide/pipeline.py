@@ -254,8 +254,8 @@ class Pipeline:
         *,
         model: GLIDE | None = None,
         guidance_scale: float = defaults.GUIDANCE,
-        steps: int | str | Diffusion = defaults.STEPS,
-        sampler: str = defaults.SAMPLER,
+        steps: int | str | Diffusion | None = None,
+        sampler: str | None = None,
         eta: float = 0.0,
         temperature: float = 1.0,
         generator: Generator = None,
@@ -268,6 +268,7 @@ class Pipeline:
     ) -> torch.Tensor:
         """One batch from `model` (default: the base model): images in [-1, 1], [len(prompts), 3, S, S].
 
+        `steps` and `sampler` default to glide.defaults (the CLIP-guided ones with a `cond_fn`).
         `generator`: one torch.Generator, or a list of one per row (see `generators`).
         `inputs` are extra model inputs shared by both guidance halves (low_res, inpaint_image, inpaint_mask).
         `callback(i, x, out)` runs after every step (i counts down to 0; out.pred_xstart is the current
@@ -276,6 +277,7 @@ class Pipeline:
         guidance_scale = finite(guidance_scale, "guidance scale")
         temperature = finite(temperature, "temperature")
         model = model or self.model
+        sampler, steps = defaults.sampler_and_steps(cond_fn is not None, sampler, steps)
         sample_fn = get_sampler(sampler)
         diffusion = self.diffusion(steps, model)
         n, size = len(prompts), model.cfg.unet.image_size
