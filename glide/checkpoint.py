@@ -42,8 +42,10 @@ def read_official_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]
             f"refused to load {path}: it is not a plain tensor checkpoint (it asks to run code or build "
             f"arbitrary objects; never unpickled). {detail.strip()}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001 -- a legacy pickle of random bytes fails in many ways (KeyError, ...)
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = msg if isinstance(e, (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError)) else \
+            f"{type(e).__name__}: {msg}"
         raise GlideError(f"cannot read {path}: truncated or not a PyTorch checkpoint ({msg})") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
@@ -95,26 +97,68 @@ def has_weights(folder: Path) -> bool:
 
 def save_model_dir(out: str | os.PathLike, state_dict: dict[str, torch.Tensor], cfg: ModelConfig,
                    preset: str | None = None, meta: dict[str, Any] | None = None,
-                   dtype: torch.dtype | None = None, max_shard_mb: float | None = None) -> Path:
+                   dtype: torch.dtype | None = None, max_shard_mb: float | None = None, force: bool = False) -> Path:
     """Write a model folder atomically: everything goes to a temporary sibling, then one rename."""
     doc = {"format": FORMAT, "version": 1, "preset": preset, "model": cfg.to_dict(), **(meta or {})}
-    return write_folder(out, doc, lambda tmp: write_weights(tmp, state_dict, dtype, max_shard_mb))
+    return write_folder(out, doc, lambda tmp: write_weights(tmp, state_dict, dtype, max_shard_mb), force=force)
 
 
-def write_folder(out: str | os.PathLike, doc: dict[str, Any], write) -> Path:
-    """Create `out` atomically: `write(tmp)` fills a temporary sibling with config.json beside it, then
-    one rename puts it in place (an existing folder is replaced only once the new one is complete)."""
+def is_model_folder(path: Path) -> bool:
+    """A folder that glide wrote as a model (or CLIP) folder: its config.json says so."""
+    try:
+        doc = json.loads((path / CONFIG).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT
+
+
+def is_run_folder(path: Path) -> bool:
+    """A training run folder (checkpoints, metrics): never something to overwrite with an export."""
+    return (path / "checkpoints").is_dir() or (path / "metrics.jsonl").is_file()
+
+
+def check_output_folder(out: str | os.PathLike, force: bool = False) -> Path:
+    """Refuse an output folder whose replacement would destroy something glide did not write there: a file, a
+    training run, or a non-empty folder that is not a model folder (`force` allows the last two). Checked
+    before any work starts, and again just before the rename."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise GlideError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        if is_run_folder(out):
+            raise GlideError(f"--out {out} is a training run folder; refusing to replace it (choose another "
+                             "--out, or --force)")
+        if not is_model_folder(out):
+            raise GlideError(f"--out {out} exists and is not a glide model folder; refusing to replace it "
+                             "(choose another --out, or --force)")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GlideError(f"cannot write --out {out}: {parent} is not writable")
+    return out
+
+
+def write_folder(out: str | os.PathLike, doc: dict[str, Any], write, force: bool = False) -> Path:
+    """Create `out` atomically: `write(tmp)` fills a temporary sibling with config.json beside it, then
+    one rename puts it in place (an existing folder is replaced only once the new one is complete, and only
+    if it is a model folder or empty, or with `force`: see check_output_folder)."""
+    out = check_output_folder(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write(tmp)
         public_permissions(tmp)
         (tmp / CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
+        check_output_folder(out, force)  # it may have changed while the weights were written
         if out.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
             os.replace(out, backup / "x")
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(backup / "x", out)  # put the old folder back
+                raise
             shutil.rmtree(backup)
         else:
             os.replace(tmp, out)
@@ -138,22 +182,49 @@ def read_folder(path: str | os.PathLike, what: str, is_kind) -> tuple[dict[str, 
     path = Path(path)
     if path.is_file() and path.name == CONFIG:
         path = path.parent
+    if path.is_file():
+        raise GlideError(f"{path} is a file, not a {what} folder")
     if not path.is_dir():
         raise GlideError(f"{what} folder not found: {path}")
     cfg_file = path / CONFIG
     if not cfg_file.is_file() or not has_weights(path):
         raise GlideError(f"{path} is not a {what} folder (expected {CONFIG} and {WEIGHTS})")
     try:
-        doc = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as e:
+        doc = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise GlideError(f"{cfg_file} is not valid JSON ({e})") from None
-    if doc.get("format") != FORMAT or not is_kind(doc):
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not is_kind(doc):
         raise GlideError(f"{path} is not a {what} folder ({cfg_file} describes something else)")
     try:
         sd = read_weights(path)
     except Exception as e:  # safetensors raises its own error types
-        raise GlideError(f"cannot read the weights in {path}: {e}") from None
+        raise GlideError(f"cannot read the weights in {path}: {str(e).splitlines()[0] if str(e) else e!r}") from None
+    check_finite(sd, path)
     return doc, sd
+
+
+def check_finite(state_dict: dict[str, torch.Tensor], where) -> None:
+    """Refuse weights holding NaN or Inf (they sample black images), naming the first bad tensor."""
+    for name, t in state_dict.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise GlideError(f"the weights in {where} hold {bad} NaN or infinite value(s) in tensor {name}")
+
+
+def check_state_dict(expected: dict[str, tuple[int, ...]], state_dict: dict[str, torch.Tensor], where) -> None:
+    """Name the missing, unexpected and mis-shaped tensors when `state_dict` does not fit a model
+    (`expected`: name -> shape)."""
+    missing = [k for k in expected if k not in state_dict]
+    extra = [k for k in state_dict if k not in expected]
+    shaped = [f"{k} {tuple(state_dict[k].shape)} (expected {tuple(shape)})" for k, shape in expected.items()
+              if k in state_dict and tuple(state_dict[k].shape) != tuple(shape)]
+    parts = []
+    for label, names in (("missing", missing), ("unexpected", extra), ("mis-shaped", shaped)):
+        if names:
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            parts.append(f"{len(names)} {label}: {', '.join(names[:3])}{more}")
+    if parts:
+        raise GlideError(f"the weights in {where} do not match its config: " + "; ".join(parts))
 
 
 def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:

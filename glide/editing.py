@@ -8,6 +8,7 @@ convention holds: `keep` is 1 where the image is known and 0 where it is generat
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -15,23 +16,41 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from . import defaults
 from .errors import GlideError
 from .images import fit_box, fit_square, from_pil, to_rgb
 
 Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # keep Pillow's decompression-bomb guard on
 
 
-def open_image(src: str | os.PathLike | Image.Image, what: str = "image") -> Image.Image:
+def open_image(src: str | os.PathLike | Image.Image, what: str = "image",
+               max_pixels: int = defaults.MAX_IMAGE_PIXELS) -> Image.Image:
+    """Read an image file whole, refusing one larger than `max_pixels` (the web page's cap) from its header,
+    before any pixel is decoded."""
     if isinstance(src, Image.Image):
         return src
+    im = None
     try:
         im = Image.open(src)
+        if im.width * im.height > max_pixels:
+            raise GlideError(f"{what} {src} is {im.width}x{im.height}: over the limit of {max_pixels:,} pixels")
         im.load()
         return im
     except FileNotFoundError:
         raise GlideError(f"{what} not found: {src}") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
+    except IsADirectoryError:
+        raise GlideError(f"{what} {src} is a folder, not an image file") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
         raise GlideError(f"cannot read {what} {src}: {e}") from None
+    finally:
+        # A file that failed to decode would otherwise stay open until garbage collection (a ResourceWarning).
+        if im is not None and sys.exc_info()[0] is not None:
+            im.close()
+
+
+def check_image_file(src: str | os.PathLike, what: str = "image") -> None:
+    """Read an input image once, before any model is loaded, so that a bad file costs nothing."""
+    open_image(src, what).close()
 
 
 def mask_to_repaint(mask: Image.Image) -> np.ndarray:

@@ -70,15 +70,23 @@ def grid(images: list[Image.Image], cols: int | None = None, pad: int = 2) -> Im
     return sheet
 
 
-def save_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Save so that `path` either holds the whole image or does not exist."""
+def save_atomic(image: Image.Image, path: str | os.PathLike, text: dict[str, str] | None = None) -> Path:
+    """Save so that `path` either holds the whole image or does not exist. `text`: PNG text chunks (tEXt when
+    the value is Latin-1, as ASCII JSON always is)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    options = {}
+    if text and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        options["pnginfo"] = info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, value)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            image.save(f, format=fmt)
+            image.save(f, format=fmt, **options)
         from .checkpoint import public_permissions
 
         public_permissions(Path(tmp))

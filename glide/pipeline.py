@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import random
 from pathlib import Path
 from typing import Sequence
 
@@ -11,14 +13,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import guidance
-from .checkpoint import read_model_dir
+from . import defaults, guidance
+from .checkpoint import check_state_dict, read_model_dir
 from .config import ModelConfig
 from .diffusion import Diffusion
 from .errors import GlideError
 from .images import from_pil, to_pil
 from .models import GLIDE, TextEmbedding
-from .samplers import get_sampler
+from .samplers import Generator, get_sampler, randn
 from .text import get_tokenizer
 
 from .runtime import DTYPES, default_device, default_dtype
@@ -58,11 +60,30 @@ def load_model(spec: str | os.PathLike, device: str | torch.device = "cpu") -> t
     cfg, sd, doc = read_model_dir(resolve_model(spec))
     with torch.device("meta"):
         model = GLIDE(cfg)
+    check_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}, sd, spec)
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, assign=True)
     except RuntimeError as e:
         raise GlideError(f"weights in {spec} do not match its config: {str(e).splitlines()[0]}") from None
     return model.to(device).eval(), doc
+
+
+def finite(value, name: str) -> float:
+    """`value` as a float, refusing what is not a finite number (NaN guidance gives black images)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise GlideError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise GlideError(f"{name} must be a finite number, got {value!r}")
+    return v
+
+
+def check_seed(seed) -> int:
+    """A seed torch accepts: a whole number from 0 to 2**64 - 1."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
+        raise GlideError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
+    return int(seed)
 
 
 def parse_steps(steps: int | str) -> str:
@@ -194,8 +215,34 @@ class Pipeline:
         if seed is None:
             g.seed()
         else:
-            g.manual_seed(int(seed))
+            g.manual_seed(check_seed(seed))
         return g
+
+    def generators(self, count: int, seed: int | None = None, generator: Generator = None,
+                   repeat: int = 1) -> torch.Generator | list[torch.Generator]:
+        """The noise sources of `count * repeat` images: image j of every group of `count` gets its own
+        generator seeded `seed + j`, so an image does not depend on the batch size or on how many images are
+        made after it (and `--seed S -n 1` remakes image 0, `--seed S+1 -n 1` image 1). With `repeat` (one
+        group per prompt) each prompt sees the same noise. `generator` instead: one torch.Generator shared by
+        all images, or a list of one per image."""
+        total = count * repeat
+        if generator is not None:
+            if seed is not None:
+                raise GlideError("give a seed or a generator, not both")
+            if isinstance(generator, torch.Generator):
+                return generator
+            generator = list(generator)
+            if len(generator) != total or not all(isinstance(g, torch.Generator) for g in generator):
+                raise GlideError(f"generator must be one torch.Generator or a list of {total} (one per image), "
+                                 f"got {len(generator)} items")
+            return generator
+        seed = random.randrange(2**63) if seed is None else check_seed(seed)
+        return [self._generator((seed + j) % 2**64) for _ in range(repeat) for j in range(count)]
+
+    @staticmethod
+    def _rows(generator, start: int, stop: int):
+        """The generators of images start..stop-1 (a shared generator is shared by every chunk)."""
+        return generator if isinstance(generator, torch.Generator) else generator[start:stop]
 
     @torch.no_grad()
     def sample(
@@ -203,12 +250,12 @@ class Pipeline:
         prompts: Sequence[str],
         *,
         model: GLIDE | None = None,
-        guidance_scale: float = 3.0,
-        steps: int | str | Diffusion = 100,
-        sampler: str = "ddpm",
+        guidance_scale: float = defaults.GUIDANCE,
+        steps: int | str | Diffusion | None = None,
+        sampler: str | None = None,
         eta: float = 0.0,
         temperature: float = 1.0,
-        generator: torch.Generator | None = None,
+        generator: Generator = None,
         inputs: dict | None = None,
         denoised_fn=None,
         cond_fn=None,
@@ -218,15 +265,16 @@ class Pipeline:
     ) -> torch.Tensor:
         """One batch from `model` (default: the base model): images in [-1, 1], [len(prompts), 3, S, S].
 
+        `steps` and `sampler` default to glide.defaults (the CLIP-guided ones with a `cond_fn`).
+        `generator`: one torch.Generator, or a list of one per row (see `generators`).
         `inputs` are extra model inputs shared by both guidance halves (low_res, inpaint_image, inpaint_mask).
         `callback(i, x, out)` runs after every step (i counts down to 0; out.pred_xstart is the current
         x_0 estimate); raising from it stops sampling.
         """
-        try:
-            guidance_scale = float(guidance_scale)
-        except (TypeError, ValueError):
-            raise GlideError(f"guidance scale must be a number, got {guidance_scale!r}") from None
+        guidance_scale = finite(guidance_scale, "guidance scale")
+        temperature = finite(temperature, "temperature")
         model = model or self.model
+        sampler, steps = defaults.sampler_and_steps(cond_fn is not None, sampler, steps)
         sample_fn = get_sampler(sampler)
         diffusion = self.diffusion(steps, model)
         n, size = len(prompts), model.cfg.unet.image_size
@@ -234,7 +282,7 @@ class Pipeline:
         cond = {"text": self.encode(prompts, model), **extra}
         uncond = {"text": self.encode([""] * n, model), **extra}
         denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale)
-        x = torch.randn((n, 3, size, size), generator=generator, device=self.device) * temperature
+        x = randn((n, 3, size, size), generator, self.device) * temperature
         kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, cond_fn=cond_fn, generator=generator,
                       progress=progress, project=project, callback=callback)
         if sampler == "ddim":
@@ -249,50 +297,59 @@ class Pipeline:
         return prompts
 
     @staticmethod
-    def _check(num_images: int, batch_size: int, steps) -> None:
+    def _check(num_images: int, batch_size: int, steps, **scales) -> None:
         if num_images < 1:
             raise GlideError(f"number of images must be >= 1, got {num_images}")
         if batch_size < 1:
             raise GlideError(f"batch size must be >= 1, got {batch_size}")
         if not isinstance(steps, Diffusion):
             parse_steps(steps)  # raises a clear error for bad step counts before any work starts
+        for name, value in scales.items():  # NaN or infinite scales would give black images, not an error
+            finite(value, name.replace("_", " "))
 
     def __call__(
         self,
         prompt: str | Sequence[str],
         num_images: int = 1,
         *,
-        guidance_scale: float = 3.0,
-        steps: int | str = 100,
-        sampler: str = "ddpm",
+        guidance_scale: float = defaults.GUIDANCE,
+        steps: int | str | None = None,
+        sampler: str | None = None,
         eta: float = 0.0,
         temperature: float = 1.0,
         seed: int | None = None,
-        batch_size: int = 8,
+        generator: Generator = None,
+        batch_size: int = defaults.BATCH_SIZE,
         clip_guidance_scale: float = 0.0,
         upsample: bool = False,
-        upsample_steps: int | str = "fast27",
-        upsample_sampler: str = "ddim",
-        upsample_temperature: float = 0.997,
+        upsample_steps: int | str = defaults.UPSAMPLE_STEPS,
+        upsample_sampler: str = defaults.UPSAMPLE_SAMPLER,
+        upsample_temperature: float = defaults.UPSAMPLE_TEMPERATURE,
         progress: bool = True,
         callback=None,
     ) -> list[Image.Image]:
         """Generate `num_images` per prompt (in chunks of `batch_size`); `upsample` runs the 64 -> 256 cascade.
-        `clip_guidance_scale` > 0 adds CLIP guidance (needs a CLIP); it combines with classifier-free guidance."""
+        `clip_guidance_scale` > 0 adds CLIP guidance (needs a CLIP); it combines with classifier-free guidance.
+        `steps` and `sampler` default to glide.defaults (STEPS of SAMPLER; CLIP_STEPS of CLIP_SAMPLER with
+        CLIP guidance). Image j of every prompt starts from seed `seed + j` (see `generators`); or pass
+        `generator`, one torch.Generator or a list of one per image."""
         prompts = self._prompts(prompt)
-        self._check(num_images, batch_size, steps)
+        sampler, steps = defaults.sampler_and_steps(bool(clip_guidance_scale), sampler, steps)
+        self._check(num_images, batch_size, steps, guidance_scale=guidance_scale, temperature=temperature,
+                    clip_guidance_scale=clip_guidance_scale, upsample_temperature=upsample_temperature, eta=eta)
         if upsample and self.upsampler is None:
             raise GlideError("upsampling needs an upsampler model (--upsampler DIR)")
         todo = [p for p in prompts for _ in range(num_images)]
-        generator = self._generator(seed)
+        gens = self.generators(num_images, seed, generator, repeat=len(prompts))
         images: list[Image.Image] = []
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
+            g = self._rows(gens, start, start + len(chunk))
             x = self.sample(chunk, guidance_scale=guidance_scale, steps=steps, sampler=sampler, eta=eta,
-                            temperature=temperature, generator=generator, progress=progress, callback=callback,
+                            temperature=temperature, generator=g, progress=progress, callback=callback,
                             cond_fn=self.clip_guidance(chunk, clip_guidance_scale))
             if upsample:
-                x = self._upsample(x, chunk, upsample_steps, upsample_sampler, upsample_temperature, generator, progress,
+                x = self._upsample(x, chunk, upsample_steps, upsample_sampler, upsample_temperature, g, progress,
                                    callback=callback)
             images += to_pil(x)
         return images
@@ -309,10 +366,12 @@ class Pipeline:
                            temperature=temperature, generator=generator, progress=progress,
                            inputs={"low_res": low, **(inputs or {})}, denoised_fn=_chain(fns), callback=callback)
 
-    def upsample(self, images, prompt: str | Sequence[str], *, steps: int | str = "fast27", sampler: str = "ddim",
-                 temperature: float = 0.997, seed: int | None = None, batch_size: int = 8,
+    def upsample(self, images, prompt: str | Sequence[str], *, steps: int | str = defaults.UPSAMPLE_STEPS,
+                 sampler: str = defaults.UPSAMPLE_SAMPLER, temperature: float = defaults.UPSAMPLE_TEMPERATURE,
+                 seed: int | None = None, generator: Generator = None, batch_size: int = defaults.BATCH_SIZE,
                  progress: bool = True, callback=None) -> list[Image.Image]:
-        """64 px images (PIL or [B, 3, 64, 64] in [-1, 1]) -> 256 px, guided by the prompt(s)."""
+        """64 px images (PIL or [B, 3, 64, 64] in [-1, 1]) -> 256 px, guided by the prompt(s). Image k
+        starts from seed `seed + k` (or `generator`: one, or one per image)."""
         if self.upsampler is None:
             raise GlideError("no upsampler model loaded")
         if isinstance(images, Image.Image):
@@ -327,13 +386,13 @@ class Pipeline:
             prompts = prompts * len(images)
         if len(prompts) != len(images):
             raise GlideError(f"{len(images)} images but {len(prompts)} prompts")
-        self._check(1, batch_size, steps)
-        generator = self._generator(seed)
+        self._check(1, batch_size, steps, temperature=temperature)
+        gens = self.generators(len(images), seed, generator)
         out: list[Image.Image] = []
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].to(self.device)
             out += to_pil(self._upsample(x, prompts[start : start + batch_size], steps, sampler, temperature,
-                                         generator, progress, callback=callback))
+                                         self._rows(gens, start, start + len(x)), progress, callback=callback))
         return out
 
     # -- inpainting --------------------------------------------------------------------------------
@@ -345,16 +404,17 @@ class Pipeline:
         num_images: int = 1,
         *,
         box: tuple[int, int, int, int] | None = None,
-        guidance_scale: float = 5.0,
-        steps: int | str = 100,
-        sampler: str = "ddpm",
+        guidance_scale: float = defaults.INPAINT_GUIDANCE,
+        steps: int | str = defaults.STEPS,
+        sampler: str = defaults.SAMPLER,
         eta: float = 0.0,
         seed: int | None = None,
-        batch_size: int = 8,
+        generator: Generator = None,
+        batch_size: int = defaults.BATCH_SIZE,
         upsample: bool = False,
-        upsample_steps: int | str = "fast27",
-        upsample_sampler: str = "ddpm",
-        upsample_temperature: float = 0.997,
+        upsample_steps: int | str = defaults.UPSAMPLE_STEPS,
+        upsample_sampler: str = defaults.UPSAMPLE_SAMPLER,
+        upsample_temperature: float = defaults.UPSAMPLE_TEMPERATURE,
         composite: bool = False,
         progress: bool = True,
         callback=None,
@@ -362,10 +422,12 @@ class Pipeline:
         """Repaint the white region of `mask` (an image, or None with `box` = (x0, y0, x1, y1)) following
         `prompt`; the rest of the image is kept exactly. With a model that has no inpainting inputs, the
         known region is re-imposed from the forward process at every step (RePaint), which is weaker.
-        `composite` pastes the result back into the original-resolution image."""
+        `composite` pastes the result back into the original-resolution image. Image k starts from seed
+        `seed + k` (or `generator`: one, or one per image)."""
         from . import editing
 
-        self._check(num_images, batch_size, steps)
+        self._check(num_images, batch_size, steps, guidance_scale=guidance_scale, eta=eta,
+                    upsample_temperature=upsample_temperature)
         if upsample and self.upsampler is None:
             raise GlideError("upsampling needs an upsampler model (--upsampler DIR)")
         original = editing.to_rgb(editing.open_image(image))
@@ -378,10 +440,11 @@ class Pipeline:
         else:
             repaint = editing.mask_to_repaint(editing.open_image(mask, "mask"))
         edit = editing.prepare_edit(original, repaint, self.cfg.unet.image_size)
-        generator = self._generator(seed)
+        gens = self.generators(num_images, seed, generator)
         images: list[Image.Image] = []
         for start in range(0, num_images, batch_size):
             n = min(batch_size, num_images - start)
+            generator = self._rows(gens, start, start + n)
             img, keep = edit.image.to(self.device).repeat(n, 1, 1, 1), edit.keep.to(self.device).repeat(n, 1, 1, 1)
             known = {"inpaint_image": img, "inpaint_mask": keep}
             if self.cfg.inpaint:
@@ -446,7 +509,7 @@ def _repaint_projection(diffusion: Diffusion, image: torch.Tensor, keep: torch.T
             known = image
         else:
             idx = torch.full((len(x),), i - 1, device=x.device, dtype=torch.long)
-            noise = torch.randn(x.shape, generator=generator, device=x.device)
+            noise = randn(x.shape, generator, x.device)
             known = diffusion.q_sample(image, idx, noise)
         return keep * known + (1 - keep) * x
 

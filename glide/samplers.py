@@ -10,7 +10,7 @@ by variance * grad, DDIM shifts the score (Dhariwal & Nichol 2021, Alg. 1 and 2)
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -22,8 +22,22 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CondFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _randn(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+# One generator for the whole batch, or one per row (image): with one per row, an image's noise does not depend
+# on which other images share its batch, so a seed gives the same image at any batch size.
+Generator = torch.Generator | Sequence[torch.Generator] | None
+
+
+def randn(shape, generator: Generator, device=None, dtype=None) -> torch.Tensor:
+    """Standard normal noise of `shape`; with a list of generators, row k is drawn from generator k."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise GlideError(f"{len(generator)} generators for a batch of {shape[0]}: give one per image")
+    return torch.cat([torch.randn((1, *shape[1:]), generator=g, device=device, dtype=dtype) for g in generator])
+
+
+def _randn(like: torch.Tensor, generator: Generator) -> torch.Tensor:
+    return randn(like.shape, generator, like.device, like.dtype)
 
 
 def _step(denoiser: Denoiser, diffusion: Diffusion, x: torch.Tensor, i: int, clip_denoised: bool,
@@ -46,7 +60,7 @@ def sample_ddpm(
     clip_denoised: bool = True,
     denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cond_fn: CondFn | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generator = None,
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
     project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
@@ -78,7 +92,7 @@ def sample_ddim(
     clip_denoised: bool = True,
     denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cond_fn: CondFn | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generator = None,
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
     project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
@@ -157,7 +171,7 @@ def sample_dpmpp_2m(
     clip_denoised: bool = True,
     denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cond_fn: CondFn | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generator = None,
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
     project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
@@ -177,7 +191,7 @@ def sample_dpmpp_2m_sde(
     clip_denoised: bool = True,
     denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cond_fn: CondFn | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generator = None,
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
     project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,

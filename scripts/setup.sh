@@ -26,7 +26,8 @@ if ! .venv/bin/python -c "$CHECK" 2>/dev/null || [ pyproject.toml -nt .venv/.gli
   .venv/bin/pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
   touch .venv/.glide-installed
 fi
-# The CLIP BPE vocabulary ships in the open-clip-torch wheel; --no-deps keeps torchvision out.
+# open-clip-torch only for tests/test_openclip.py, which checks our standard-CLIP loader against open_clip's own
+# model (glide itself ships the CLIP vocabulary); --no-deps keeps torchvision out.
 if ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('open_clip') is None)" 2>/dev/null; then
   .venv/bin/pip install -q --disable-pip-version-check --no-deps "open-clip-torch>=2.20"
 fi

@@ -1,5 +1,8 @@
 """End-to-end: a tiny random checkpoint in the official format, converted, then sampled from the CLI."""
 
+import json
+import shlex
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -47,7 +50,7 @@ def test_ddim_and_empty_prompt(converted, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--steps", "-5"], "positive"),
     (["--steps", "0"], "positive"),
-    (["--guidance-scale", "lots"], "invalid float value"),
+    (["--guidance-scale", "lots"], "expected a number"),
     (["--model", "/nonexistent/model"], "model not found"),
     (["-n", "0"], "positive integer"),
 ])
@@ -104,3 +107,104 @@ def test_convert_errors(tmp_path):
     # missing file
     p = run_cli("convert", tmp_path / "nope.pt", "--kind", "base", "--out", tmp_path / "o5")
     assert p.returncode == 2 and "not found" in p.stderr
+
+
+def _in_process(*args) -> int:
+    from glide.cli import main
+
+    try:
+        return main([str(a) for a in args])
+    except SystemExit as e:
+        return e.code
+
+
+def test_seed_gives_the_same_images_at_any_batch_size_and_count(converted, tmp_path, capsys):
+    """Image k of --seed S is the same whatever --batch-size and -n (> k): each image has its own generator,
+    used for the initial noise and for every noisy step of the stochastic samplers."""
+    for sampler in ("dpm++2m-sde", "ddpm"):
+        runs = {}
+        for n, batch in ((4, 4), (4, 1), (3, 2), (2, 3)):
+            out = tmp_path / f"{sampler}-{n}-{batch}.png"
+            assert _in_process("sample", "a red apple", "--model", converted, "-n", n, "--batch-size", batch,
+                               "--steps", 3, "--sampler", sampler, "--seed", 11, "-q", "--out", out) == 0
+            runs[n, batch] = [np.asarray(Image.open(p)) for p in sorted(tmp_path.glob(f"{out.stem}_*.png"))]
+        full = runs[4, 4]
+        assert len(full) == 4 and not np.array_equal(full[0], full[1])
+        for images in runs.values():
+            for k, im in enumerate(images):
+                assert np.abs(im.astype(int) - full[k]).max() <= 1, (sampler, k)  # batched matmuls may round apart
+        # and image k alone is seed S + k
+        assert _in_process("sample", "a red apple", "--model", converted, "-n", 1, "--steps", 3, "--sampler", sampler,
+                           "--seed", 13, "-q", "--out", tmp_path / "alone.png") == 0
+        assert np.abs(np.asarray(Image.open(tmp_path / "alone.png")).astype(int) - full[2]).max() <= 1
+
+
+def test_pipeline_takes_a_generator_per_image(converted):
+    import torch
+
+    from glide import Pipeline
+
+    pipe = Pipeline.from_pretrained(converted, device="cpu")
+    kw = dict(steps=3, progress=False, batch_size=2)
+    by_seed = pipe(["a red apple", "a pear"], 2, seed=5, **kw)  # image j of each prompt: seed 5 + j
+    gens = [torch.Generator().manual_seed(s) for s in (5, 6, 5, 6)]
+    by_generators = pipe(["a red apple", "a pear"], 2, generator=gens, **kw)
+    for a, b in zip(by_seed, by_generators):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    shared = pipe("a red apple", 2, generator=torch.Generator().manual_seed(5), **kw)  # one shared generator
+    assert not np.array_equal(np.asarray(shared[1]), np.asarray(by_seed[1]))
+    with pytest.raises(Exception, match="one per image"):
+        pipe("a red apple", 2, generator=gens[:3], **kw)
+    with pytest.raises(Exception, match="finite"):
+        pipe("a red apple", 1, guidance_scale=float("nan"), **kw)
+    # the defaults: glide.defaults, and the CLIP-guided fallback
+    from glide import defaults
+
+    assert pipe.__call__.__kwdefaults__["guidance_scale"] == defaults.GUIDANCE
+    assert defaults.sampler_and_steps(False) == (defaults.SAMPLER, defaults.STEPS)
+    assert defaults.sampler_and_steps(True) == (defaults.CLIP_SAMPLER, defaults.CLIP_STEPS)
+
+
+def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path, capsys):
+    out = tmp_path / "s.png"
+    assert _in_process("sample", "a red apple", "--model", converted, "-n", 2, "--steps", 3, "-q", "--out", out) == 0
+    picked = capsys.readouterr().out
+    assert "picked at random" in picked
+    seed = int(picked.split()[1])
+    from PIL import PngImagePlugin
+
+    with Image.open(tmp_path / "s_001.png") as im:
+        assert isinstance(im, PngImagePlugin.PngImageFile)
+        im.load()
+        meta = json.loads(im.text["glide"])
+    assert meta["prompt"] == "a red apple" and meta["seed"] == seed + 1 and meta["steps"] == "3"
+    assert meta["sampler"] == "dpm++2m-sde" and meta["guidance_scale"] == 3.0 and meta["model"] == str(converted)
+    assert _in_process("info", tmp_path / "s_001.png") == 0
+    text = capsys.readouterr().out
+    assert f"seed: {seed + 1}" in text and "prompt: a red apple" in text and "--seed" in text
+    # the printed command makes the same image again
+    again = tmp_path / "again.png"
+    cmd = shlex.split(meta["command"])[2:]
+    assert _in_process("sample", *cmd, "-q", "--out", again) == 0
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(tmp_path / "s_001.png")))
+
+
+def test_eval_options_work_on_either_side_of_the_subcommand():
+    """`glide eval -n 5 sweep` once ran with n=100: the subcommand's defaults overwrote the option."""
+    from glide.cli import _apply_eval_defaults, build_parser
+
+    def parsed(*argv):
+        args = build_parser().parse_args(list(argv))
+        _apply_eval_defaults(args, args.eval_command or "eval")
+        return args
+
+    for argv in (["eval", "-n", "5", "--model", "M", "sweep"], ["eval", "sweep", "-n", "5", "--model", "M"]):
+        args = parsed(*argv)
+        assert (args.n, args.model, args.eval_command, args.steps, args.sampler) == (5, "M", "sweep", "25", "ddpm")
+    args = parsed("eval", "--model", "M", "--seed", "3", "coco", "--captions", "c.json", "--images", "val")
+    assert (args.model, args.seed, args.n, args.captions) == ("M", 3, 30_000, "c.json")
+    args = parsed("eval", "sweep")
+    assert (args.n, args.model) == (100, None)
+    args = parsed("eval", "-n", "7")
+    assert (args.n, args.steps, args.eval_command) == (7, "20", None)
+    assert parsed("eval", "-n", "7", "sweep", "-n", "9").n == 9  # the nearer one wins

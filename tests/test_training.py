@@ -67,9 +67,10 @@ def test_resume_is_exact(toy_data, tmp_path):
 
 
 def test_sigkill_then_resume_is_exact(toy_data, tmp_path):
-    run_cli(*train_args(toy_data, tmp_path / "full", 8), check=True)
+    log = ("--set", "log_every=1")
+    run_cli(*train_args(toy_data, tmp_path / "full", 8, *log), check=True)
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "glide", *map(str, train_args(toy_data, killed, 1000))]
+    cmd = [sys.executable, "-m", "glide", *map(str, train_args(toy_data, killed, 1000, *log))]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -80,10 +81,14 @@ def test_sigkill_then_resume_is_exact(toy_data, tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    logged_before = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
     p = run_cli("train", "--out", killed, "--resume", "--max-steps", 8)
     assert p.returncode == 0, p.stderr
     for raw in (True, False):
         assert_identical(exported(tmp_path / "full", tmp_path / "e1", raw), exported(killed, tmp_path / "e2", raw))
+    # metrics.jsonl: the steps after the checkpoint were logged again by the resumed run, and only once
+    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9)), (logged_before, steps)
 
 
 def test_ddp_two_processes_stay_in_sync(toy_data, tmp_path):
@@ -137,11 +142,16 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
     (d / "broken1.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     (d / "broken2.jpg").write_bytes(b"")
     (d / "broken1.txt").write_text("broken")
+    (d / "broken2.txt").write_text("broken")
+    Image.new("RGB", (40, 30), "blue").save(d / "uncaptioned1.png")
+    Image.new("RGB", (40, 30), "green").save(d / "uncaptioned2.png")
     p = run_cli(*train_args(d, tmp_path / "run", 6))
     assert p.returncode == 0, p.stderr
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["skipped_images"] >= 2
     assert "skipped" in p.stderr and "unreadable" in p.stderr
+    assert "broken1.png" in p.stderr or "broken2.jpg" in p.stderr  # the warning names a file
+    assert "2 of 14 images" in p.stderr and "no .txt caption" in p.stderr
 
 
 def test_loss_falls(toy_data, tmp_path):
@@ -270,3 +280,12 @@ def test_documented_configs_are_valid(path):
         assert get_clip_preset(cfg.preset).image_size > 0
     elif not cfg.init_from:
         assert cfg.model_config().kind == cfg.kind
+
+
+def test_resume_truncates_the_metrics_log_to_the_checkpoint(tmp_path):
+    from glide.training.trainer import _truncate_metrics
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 8)) + '{"step": 8, "lo')
+    _truncate_metrics(log, 5)  # the checkpoint is at step 5; steps 6-7 and the torn line go
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4, 5]

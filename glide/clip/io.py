@@ -12,17 +12,18 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import FORMAT, WEIGHTS, read_folder, read_official_checkpoint, write_folder, write_weights
+from ..checkpoint import (FORMAT, WEIGHTS, check_state_dict, read_folder, read_official_checkpoint, write_folder,
+                          write_weights)
 from ..errors import GlideError
 from .model import CLIP_PRESETS, CLIPConfig, NoisedCLIP, from_official_state_dicts
 
 
 def save_clip_dir(out: str | os.PathLike, state_dict: dict[str, torch.Tensor], config: CLIPConfig | dict[str, Any],
-                  meta: dict[str, Any] | None = None, dtype: torch.dtype | None = None) -> Path:
+                  meta: dict[str, Any] | None = None, dtype: torch.dtype | None = None, force: bool = False) -> Path:
     """Write a CLIP folder atomically (see glide.checkpoint.write_folder)."""
     cfg = config if isinstance(config, CLIPConfig) else CLIPConfig.from_dict(config)
     doc = {"format": FORMAT, "version": 1, "type": "clip", "clip": cfg.to_dict(), **(meta or {})}
-    return write_folder(out, doc, lambda tmp: write_weights(tmp, state_dict, dtype))
+    return write_folder(out, doc, lambda tmp: write_weights(tmp, state_dict, dtype), force=force)
 
 
 def read_clip_dir(path: str | os.PathLike) -> tuple[CLIPConfig, dict[str, torch.Tensor], dict[str, Any]]:
@@ -37,6 +38,7 @@ def build_clip(cfg: CLIPConfig, state_dict: dict[str, torch.Tensor], device: str
     """A NoisedCLIP holding exactly `state_dict` (strict), in eval mode."""
     with torch.device("meta"):  # no point initialising weights that are about to be replaced
         model = NoisedCLIP(cfg)
+    check_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}, state_dict, "the CLIP folder")
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
                               strict=True, assign=True)
@@ -55,7 +57,7 @@ def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu") -> No
 
 
 def convert_official_clip(image_pt: str | os.PathLike, text_pt: str | os.PathLike, out: str | os.PathLike,
-                          config: CLIPConfig | None = None) -> Path:
+                          config: CLIPConfig | None = None, force: bool = False) -> Path:
     """Convert clip_image_enc.pt + clip_text_enc.pt into a CLIP folder. The files are read with
     weights_only=True: anything but plain tensors (a pickle that would run code) is refused."""
     cfg = config or CLIP_PRESETS["official"]
@@ -64,7 +66,7 @@ def convert_official_clip(image_pt: str | os.PathLike, text_pt: str | os.PathLik
         skeleton = NoisedCLIP(cfg)
     native = from_official_state_dicts(skeleton, image_sd, text_sd, f"{Path(image_pt).name} + {Path(text_pt).name}")
     source = {"official": "clip", "image_file": Path(image_pt).name, "text_file": Path(text_pt).name}
-    return save_clip_dir(out, native, cfg, meta={"source": source})
+    return save_clip_dir(out, native, cfg, meta={"source": source}, force=force)
 
 
 def ensure_official_clip() -> Path:

@@ -6,8 +6,8 @@ words, and each word is byte-level BPE encoded with CLIP's 48894 merges; a word'
 A caption is `[start] + ids[:context-2] + [end]`, right-padded with 0, plus its length (start and end
 included): the text encoder reads its output at position `length - 1`, the end token.
 
-The merges file is CLIP's `bpe_simple_vocab_16e6.txt.gz`, which the `open-clip-torch` wheel ships
-byte for byte. We only read that data file: importing `open_clip` would pull in torchvision.
+The merges file is CLIP's `bpe_simple_vocab_16e6.txt.gz` (MIT), shipped byte for byte in glide/clip/data/
+(see the NOTICE there), so no other package is needed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import gzip
 import html
-import importlib.util
 import itertools
 from pathlib import Path
 
@@ -32,13 +31,10 @@ PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+
 
 
 def vocab_path() -> Path:
-    spec = importlib.util.find_spec("open_clip")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / VOCAB_FILE
-        if path.is_file():
-            return path
-    raise GlideError(f"the CLIP tokenizer needs {VOCAB_FILE} from the open-clip-torch wheel: "
-                     "pip install --no-deps open-clip-torch")
+    path = Path(__file__).parent / "data" / VOCAB_FILE
+    if not path.is_file():
+        raise GlideError(f"this installation of glide lacks its data file {path}: reinstall the package")
+    return path
 
 
 @functools.lru_cache(maxsize=None)

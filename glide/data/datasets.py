@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -42,7 +43,8 @@ def decode_image(data: bytes | str | os.PathLike | Image.Image, size: int, backg
         im.load()
         im = to_rgb(im, background)
     except Exception as e:  # Pillow raises many kinds of errors for broken files
-        raise BadImage(str(e)) from None
+        where = "" if isinstance(data, (bytes, Image.Image)) or str(data) in str(e) else f"{data}: "
+        raise BadImage(f"{where}{e}") from None
     w, h = im.size
     scale = size / min(w, h)
     if scale != 1:
@@ -60,6 +62,10 @@ class FolderSource:
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
         if not self.files:
             raise GlideError(f"no images found in {root}")
+        bare = [p for p in self.files if not p.with_suffix(".txt").is_file()]
+        if bare:
+            warnings.warn(f"{len(bare)} of {len(self.files)} images in {root} have no .txt caption beside them "
+                          f"(e.g. {bare[0].name}); they train with the empty caption", stacklevel=2)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -185,7 +191,8 @@ class WebDatasetSource:
     def __len__(self) -> int:
         return 0  # unknown
 
-    def iterate(self, seed: int, epoch: int, rank: int, world: int) -> Iterator[tuple[bytes | None, list[str]]]:
+    def iterate(self, seed: int, epoch: int, rank: int, world: int) -> Iterator[tuple[bytes | None, list[str], str]]:
+        """(image bytes, captions, the sample's name as shard:key) for each sample of this rank's shards."""
         import webdataset as wds
 
         order = np.random.default_rng([seed, epoch]).permutation(len(self.shards))
@@ -193,7 +200,8 @@ class WebDatasetSource:
         for sample in wds.WebDataset(mine, shardshuffle=False, empty_check=False):
             img = next((sample[k] for k in ("png", "jpg", "jpeg", "webp") if k in sample), None)
             cap = sample.get("txt", b"")
-            yield img, [cap.decode("utf-8") if isinstance(cap, bytes) else str(cap)]
+            name = f"{sample.get('__url__', '')}:{sample.get('__key__', '')}"
+            yield img, [cap.decode("utf-8") if isinstance(cap, bytes) else str(cap)], name
 
 
 def open_source(path: str | os.PathLike, size: int, background: str = "white",

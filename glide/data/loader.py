@@ -35,6 +35,7 @@ class BatchStream:
         self.hflip = hflip
         self.pool = ThreadPoolExecutor(max_workers=max(1, workers)) if workers > 0 else None
         self._warned_at = 0
+        self.last_bad = ""  # the latest unreadable image and why, for the warnings
 
     def _order(self, epoch: int) -> np.ndarray:
         n = len(self.source)
@@ -43,9 +44,8 @@ class BatchStream:
     def _load(self, i: int):
         try:
             return self.source.load(int(i))
-        except BadImage:
-            return None
-        except OSError:
+        except (BadImage, OSError) as e:
+            self.last_bad = str(e)
             return None
 
     def _flip(self, img: np.ndarray, epoch: int, i: int) -> np.ndarray:
@@ -76,7 +76,8 @@ class BatchStream:
                 self.pos.epoch += 1
                 self.pos.cursor = 0
             if self.pos.skipped and self.pos.skipped != self._warned_at and self.pos.cursor == 0:
-                warnings.warn(f"skipped {self.pos.skipped} unreadable image(s) so far", stacklevel=2)
+                warnings.warn(f"skipped {self.pos.skipped} unreadable image(s) so far (latest: {self.last_bad})",
+                              stacklevel=2)
                 self._warned_at = self.pos.skipped
         return np.stack(images), captions
 
@@ -95,13 +96,14 @@ class BatchStream:
                 self._it = self._stream(self.pos.epoch)
                 continue
             self.pos.cursor += 1
-            data, caps = item
+            data, caps, name = item
             try:
                 if data is None:
                     raise BadImage("no image in sample")
                 img = decode_image(data, src.size, src.background)
-            except BadImage:
+            except BadImage as e:
                 self.pos.skipped += 1
+                self.last_bad = f"{name}: {e}"
                 continue
             images.append(img)
             captions.append(caps)

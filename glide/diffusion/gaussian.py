@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..errors import GlideError
 from .schedule import beta_schedule, space_timesteps
 
 
@@ -65,6 +66,8 @@ class Diffusion:
     def respace(self, respacing: str | int | list[int]) -> "Diffusion":
         """A process over a subset of this one's timesteps, with betas that keep alpha_bar at each kept step."""
         keep = space_timesteps(self.num_timesteps, respacing)
+        if len(keep) < 2:  # the posterior variance of the first step is defined from the second
+            raise GlideError(f"sampling needs at least 2 steps; {respacing!r} keeps {len(keep)}")
         new_betas, last = [], 1.0
         for i in keep:
             new_betas.append(1 - self.alphas_cumprod[i] / last)

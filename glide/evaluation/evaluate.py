@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import defaults
 from ..errors import GlideError
 from ..images import grid, save_atomic, to_uint8
 from .metrics import clip_score, fd_from_features, inception_score, precision_recall, softmax_probs
@@ -41,8 +42,8 @@ class EvalConfig:
     guidance_scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0)  # classifier-free guidance rows
     clip_scales: tuple[float, ...] = ()  # CLIP guidance rows (0 = the unguided conditional model)
     clip_cfg_scale: float = 1.0  # classifier-free scale under CLIP guidance (1: the conditional model alone)
-    steps: int | str = 25
-    sampler: str = "dpm++2m-sde"
+    steps: int | str = defaults.STEPS
+    sampler: str = defaults.SAMPLER
     seed: int = 0
     batch_size: int = 16
     k: int = 3  # neighbourhood size for precision/recall

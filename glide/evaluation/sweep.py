@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import defaults
 from .plots import Series, panel, save_panels
 
-DEFAULT_CFG_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
-DEFAULT_CLIP_SCALES = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)
+DEFAULT_CFG_SCALES = defaults.SWEEP_CFG_SCALES
+DEFAULT_CLIP_SCALES = defaults.SWEEP_CLIP_SCALES
 
 
 def _series(rows: list[dict], x: str, y: str) -> list[Series]:

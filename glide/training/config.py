@@ -125,11 +125,28 @@ class TrainConfig:
         return cls(**d)
 
 
+PACKAGED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"  # the repository's configs/, shipped in the wheel
+
+
+def packaged_configs() -> list[str]:
+    return sorted(p.stem for p in PACKAGED_CONFIGS.glob("*.toml"))
+
+
+def find_config(spec: str | Path) -> Path:
+    """A TOML config: a file path, or the name of a config shipped with glide ("emoji-base")."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = path.name.removesuffix(".toml")
+    if str(spec) in (name, f"{name}.toml", f"configs/{name}.toml") and (PACKAGED_CONFIGS / f"{name}.toml").is_file():
+        return PACKAGED_CONFIGS / f"{name}.toml"
+    raise GlideError(f"config file not found: {spec} (a TOML file, or one of the packaged configs: "
+                     f"{', '.join(packaged_configs())})")
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise GlideError(f"config file not found: {path}")
+    path = find_config(path)
     try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise GlideError(f"{path} is not valid TOML ({e})") from None

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..errors import GlideError
+
 
 @dataclass
 class Distributed:
@@ -56,8 +58,12 @@ class Distributed:
     def shard(self, module: torch.nn.Module) -> torch.nn.Module:
         """FSDP2 in place: each residual/attention/transformer block is one unit (gathered for its own
         compute only), the rest of the model a last unit."""
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
+        try:
+            from torch.distributed.device_mesh import init_device_mesh
+            from torch.distributed.fsdp import fully_shard
+        except ImportError:
+            raise GlideError(f"fsdp = true needs torch >= 2.6 (torch.distributed.fsdp.fully_shard); this is torch "
+                             f"{torch.__version__}. Upgrade torch, or train with DDP (fsdp = false)") from None
 
         from ..models.text_encoder import Block
         from ..models.unet import Attention, ResBlock

@@ -123,12 +123,17 @@ def read_checkpoint(ckpt: Path) -> dict[str, Any]:
 
 
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, raw: bool = False, step: int | None = None,
-               dtype: torch.dtype | None = None, max_shard_mb: float | None = None) -> Path:
-    """Turn a run's latest checkpoint into a model folder that `glide sample --model` reads."""
-    from ..checkpoint import save_model_dir
+               dtype: torch.dtype | None = None, max_shard_mb: float | None = None, force: bool = False) -> Path:
+    """Turn a run's latest checkpoint into a model folder that `glide sample --model` reads. `out` may not be
+    the run folder, nor lie inside it; an existing `out` is replaced only if it is a model folder (or `force`)."""
+    from ..checkpoint import check_output_folder, save_model_dir
     from ..config import ModelConfig
 
     run_dir = Path(run_dir)
+    out_abs, run_abs = Path(out).resolve(), run_dir.resolve()
+    if out_abs == run_abs or run_abs in out_abs.parents or out_abs in run_abs.parents:
+        raise GlideError(f"--out {out} would replace (part of) the run folder {run_dir}; choose a folder outside it")
+    check_output_folder(out, force)
     ckpts = list_checkpoints(run_dir)
     if not ckpts:
         raise GlideError(f"no checkpoints in {run_dir}")
@@ -142,6 +147,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, raw: bool = F
     if state.get("kind") == "clip":
         from ..clip.io import save_clip_dir
 
-        return save_clip_dir(out, sd, state["model_config"], meta=meta, dtype=dtype)
+        return save_clip_dir(out, sd, state["model_config"], meta=meta, dtype=dtype, force=force)
     cfg = ModelConfig.from_dict(state["model_config"])
-    return save_model_dir(out, sd, cfg, preset=state.get("preset"), meta=meta, dtype=dtype, max_shard_mb=max_shard_mb)
+    return save_model_dir(out, sd, cfg, preset=state.get("preset"), meta=meta, dtype=dtype, max_shard_mb=max_shard_mb,
+                          force=force)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -273,6 +274,8 @@ class Trainer:
         if self.dist.rank == 0:
             (self.run_dir / "config.json").write_text(json.dumps(
                 {"train": cfg.to_dict(), "model": self.task.config_dict()}, indent=1))
+        if self.resume and self.dist.rank == 0:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         metrics = open(self.run_dir / "metrics.jsonl", "a") if self.dist.rank == 0 else None
         writer = self._tensorboard()
         self.model.train()
@@ -319,7 +322,8 @@ class Trainer:
             if writer:
                 writer.close()
         if self.stream.pos.skipped and self.dist.rank == 0:
-            tqdm.write(f"warning: skipped {self.stream.pos.skipped} unreadable image(s) during training")
+            latest = f" (latest: {self.stream.last_bad})" if self.stream.last_bad else ""
+            tqdm.write(f"warning: skipped {self.stream.pos.skipped} unreadable image(s) during training{latest}")
         return last_saved or self.run_dir
 
     def _tensorboard(self):
@@ -330,6 +334,25 @@ class Trainer:
         except ImportError:
             raise GlideError("tensorboard = true needs the `tensorboard` package: pip install tensorboard") from None
         return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop the log rows after the checkpoint's step: the resumed run logs those steps again."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep = []
+    for line in lines:
+        try:
+            if json.loads(line).get("step", 0) > step:
+                continue
+        except (json.JSONDecodeError, AttributeError):
+            continue  # a line cut short by the interruption
+        keep.append(line)
+    if len(keep) != len(lines):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(keep), encoding="utf-8")
+        os.replace(tmp, path)
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:

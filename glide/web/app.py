@@ -18,6 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from .. import defaults  # noqa: E402
 from ..errors import GlideError  # noqa: E402
 from ..samplers import SAMPLERS  # noqa: E402
 from .studio import Limits, Studio, canvas_image, edit_source, painted_mask, preview_images, read_upload  # noqa: E402
@@ -124,9 +125,10 @@ def build_app(studio: Studio) -> gr.Blocks:
                             gen_btn = gr.Button("Generate", variant="primary", elem_id="gen-run")
                             gen_stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
                         n_images = gr.Slider(1, lim.max_images, value=4, step=1, label="Images")
-                        scale = gr.Slider(0, 15, value=3.0, step=0.5, label="Guidance scale (classifier-free)")
-                        steps = gr.Slider(5, min(lim.max_steps, 200), value=20, step=1, label="Steps")
-                        sampler = gr.Dropdown(samplers, value="dpm++2m-sde", label="Sampler")
+                        scale = gr.Slider(0, 15, value=defaults.GUIDANCE, step=0.5,
+                                          label="Guidance scale (classifier-free)")
+                        steps = gr.Slider(5, min(lim.max_steps, 200), value=defaults.STEPS, step=1, label="Steps")
+                        sampler = gr.Dropdown(samplers, value=defaults.SAMPLER, label="Sampler")
                         seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="gen-seed")
                         clip_scale = gr.Slider(0, 20, value=0, step=0.5, visible=studio.can_clip_guide,
                                                label="CLIP guidance scale (0 = off; needs ddpm or ddim)")
@@ -156,9 +158,11 @@ def build_app(studio: Studio) -> gr.Blocks:
                             undo_btn = gr.Button("Undo", elem_id="edit-undo")
                         with gr.Accordion("Settings", open=True, elem_id="edit-settings"):
                             edit_n = gr.Slider(1, lim.max_images, value=2, step=1, label="Images")
-                            edit_scale = gr.Slider(0, 15, value=5.0, step=0.5, label="Guidance scale")
-                            edit_steps = gr.Slider(5, min(lim.max_steps, 200), value=20, step=1, label="Steps")
-                            edit_sampler = gr.Dropdown(samplers, value="dpm++2m-sde", label="Sampler")
+                            edit_scale = gr.Slider(0, 15, value=defaults.INPAINT_GUIDANCE, step=0.5,
+                                                   label="Guidance scale")
+                            edit_steps = gr.Slider(5, min(lim.max_steps, 200), value=defaults.STEPS, step=1,
+                                                   label="Steps")
+                            edit_sampler = gr.Dropdown(samplers, value=defaults.SAMPLER, label="Sampler")
                             edit_seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="edit-seed")
                     with gr.Column(scale=1):
                         edit_gallery = gr.Gallery(label="Edits", columns=2, object_fit="contain", height=420, format="png",

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .. import defaults
 from ..errors import GlideError
 from ..images import fit_box, fit_square, to_pil, to_rgb
 from ..pipeline import Pipeline
@@ -31,7 +32,7 @@ class Limits:
     because API clients can send anything."""
 
     max_upload_mb: float = 8.0
-    max_pixels: int = 16_000_000  # checked from the header, before any pixel is decoded
+    max_pixels: int = defaults.MAX_IMAGE_PIXELS  # checked from the header, before any pixel is decoded
     max_images: int = 8
     max_steps: int = 250
     max_guidance: float = 30.0
@@ -256,8 +257,9 @@ class Studio:
         return True
 
     # -- the three actions -------------------------------------------------------------------------
-    def generate(self, prompt, *, num_images=4, guidance_scale=3.0, steps=20, sampler="dpm++2m-sde", seed=None,
-                 clip_guidance_scale=0.0, upsample=False, session: str | None = None):
+    def generate(self, prompt, *, num_images=4, guidance_scale=defaults.GUIDANCE, steps=defaults.STEPS,
+                 sampler=defaults.SAMPLER, seed=None, clip_guidance_scale=0.0, upsample=False,
+                 session: str | None = None):
         """Returns (job, seed): the job's result is a list of images (64 px, or 256 px with `upsample`)."""
         prompt = self._prompt(prompt)
         n = self._int(num_images, "number of images", 1, self.limits.max_images)
@@ -281,7 +283,8 @@ class Studio:
         return self.start(session, work, previews=True), seed
 
     def edit(self, image: Image.Image | None, repaint: np.ndarray | None, prompt, *, num_images=1,
-             guidance_scale=5.0, steps=20, sampler="dpm++2m-sde", seed=None, session: str | None = None):
+             guidance_scale=defaults.INPAINT_GUIDANCE, steps=defaults.STEPS, sampler=defaults.SAMPLER, seed=None,
+             session: str | None = None):
         """Repaint the True region of `repaint` (same size as `image`). Returns (job, seed); the job's
         result is a list of images at the model's resolution."""
         if image is None:
@@ -303,7 +306,7 @@ class Studio:
 
         return self.start(session, work), seed
 
-    def upsample(self, image: Image.Image | None, prompt, *, steps="fast27", seed=None,
+    def upsample(self, image: Image.Image | None, prompt, *, steps=defaults.UPSAMPLE_STEPS, seed=None,
                  session: str | None = None):
         """64 -> 256 px. Returns (job, seed); the job's result is a one-image list."""
         if not self.can_upsample:

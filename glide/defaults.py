@@ -1,0 +1,47 @@
+"""The sampling defaults, in one place.
+
+The command line, the Python API (`Pipeline`), the web page and `glide eval` all read these names, so
+changing a value here changes it everywhere (and `glide ... --help` shows the new value). The README states
+them once and points here. This module imports nothing, so the command line can parse its arguments
+without loading torch.
+"""
+
+# Text-to-image sampling: SDE-DPM-Solver++(2M) is good in 15-25 steps (docs/benchmarks.md).
+SAMPLER = "dpm++2m-sde"
+STEPS = 20
+GUIDANCE = 3.0  # classifier-free guidance scale
+# Inpainting keeps most of the image, and a stronger pull towards the prompt helps the repainted region.
+INPAINT_GUIDANCE = 5.0
+
+# CLIP guidance shifts the mean of each ancestral step (GLIDE section 3.2), so it needs ddpm or ddim; like the
+# official notebook it runs 100 steps.
+CLIP_SAMPLER = "ddpm"
+CLIP_STEPS = 100
+
+# The 64 -> 256 upsampler, as in the official notebook: 27 respaced steps of DDIM, initial noise scaled by 0.997.
+UPSAMPLE_STEPS = "fast27"
+UPSAMPLE_SAMPLER = "ddim"
+UPSAMPLE_TEMPERATURE = 0.997
+
+# `glide eval sweep`, the paper's guidance study (Fig. 6): both series on the CLIP-guided sampler, 25 steps.
+SWEEP_STEPS = 25
+SWEEP_CFG_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+SWEEP_CLIP_SCALES = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)
+
+# Images per forward pass.
+BATCH_SIZE = 8
+
+# The largest image the CLI and the web page read (width x height, checked from the file's header before any
+# pixel is decoded): a guard against decompression bombs.
+MAX_IMAGE_PIXELS = 16_000_000
+
+# The keys of glide.samplers.SAMPLERS, spelled out so that parsing arguments does not import torch
+# (tests/test_cli.py checks that the two agree).
+SAMPLER_NAMES = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde")
+
+
+def sampler_and_steps(clip_guided: bool, sampler: str | None = None, steps: int | str | None = None):
+    """The sampler and step count to use when the caller left them open (None)."""
+    if clip_guided:
+        return sampler or CLIP_SAMPLER, steps if steps is not None else CLIP_STEPS
+    return sampler or SAMPLER, steps if steps is not None else STEPS
