@@ -81,7 +81,9 @@ def main() -> None:
         print(f"{k:44s} {a[0]:9.1f} {b[0]:9.1f} {ratio:9.2f} {a[1]:>7d}/{b[1]:<8d}")
         rows.append({"op": k, "fp32_ms": round(a[0], 2), "bf16_ms": round(b[0], 2), "fp32_calls": a[1],
                      "bf16_calls": b[1]})
-    sdpa = sorted(k for k in set(fp32) | set(bf16) if "attention" in k and "scaled_dot" not in k)
+    # The fused SDPA kernels show up under their own names; the math fallback as bmm + softmax (+ all/where).
+    sdpa = sorted(k for k in set(fp32) | set(bf16)
+                  if k.endswith(("flash_attention_for_cpu", "efficient_attention", "::bmm", "::_softmax")))
     print("attention kernels:", ", ".join(sdpa) or "none")
     if args.json:
         with open(args.json, "a") as f:

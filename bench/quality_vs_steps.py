@@ -143,7 +143,7 @@ def main() -> None:
     with open(out / "results.jsonl", "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-    lines = ["| sampler | steps | precision | FD (CLIP) | CLIP score | precision | recall | sampling seconds |",
+    lines = ["| sampler | steps | dtype | FD (CLIP) | CLIP score | precision | recall | sampling seconds |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['sampler']} | {r['steps']} | {r['dtype']} | {r['fd_clip']:.3f} | {r['clip_score']:.2f} | "
