@@ -177,8 +177,7 @@ class Pipeline:
             return None
         unique = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
         tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(list(unique), model.cfg.text.context)
-        with self.autocast():
-            emb = model.encode_text(tokens.to(self.device), mask.to(self.device))
+        emb = model.encode_text(tokens.to(self.device), mask.to(self.device))  # once per call: full precision
         index = torch.tensor([unique[p] for p in prompts], device=self.device)
         return TextEmbedding(*(t.float()[index] for t in emb))
 

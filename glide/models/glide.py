@@ -85,15 +85,18 @@ class GLIDE(nn.Module):
         Give the caption either pre-encoded (`text`) or as `tokens`/`mask`. `inpaint_mask` is 1 where
         the image is known (kept) and 0 where it is to be generated.
         """
-        emb = self.unet.time_mlp(timestep_embedding(t, self.cfg.unet.channels))
         text_tokens = None
-        if self.text is not None:
-            if text is None:
-                if tokens is None:
-                    raise ValueError("a text-conditional model needs `text` or `tokens`")
-                text = self.encode_text(tokens, mask)
-            emb = emb + text.pooled.to(emb.dtype)
-            text_tokens = text.tokens
+        if self.text is not None and text is None:
+            if tokens is None:
+                raise ValueError("a text-conditional model needs `text` or `tokens`")
+            text = self.encode_text(tokens, mask)
+        # The conditioning vector steers every block (AdaGN scale and shift): it is computed in fp32 even under
+        # autocast, so that low precision touches only the convolutions and the attention over image positions.
+        with torch.autocast(x.device.type, enabled=False):
+            emb = self.unet.time_mlp(timestep_embedding(t, self.cfg.unet.channels).to(self.unet.time_mlp[0].weight.dtype))
+            if text is not None:
+                emb = emb + text.pooled.to(emb.dtype)
+                text_tokens = text.tokens
         h = x
         if self.cfg.inpaint:
             if inpaint_image is None:

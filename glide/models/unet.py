@@ -55,7 +55,8 @@ class ResBlock(nn.Module):
         # Resample after the first norm, as in BigGAN-style blocks; the skip path is resampled too.
         h = self.conv1(self._resample(h))
         x = self._resample(x)
-        e = self.emb_proj(F.silu(emb)).to(h.dtype)[..., None, None]
+        with torch.autocast(h.device.type, enabled=False):  # the conditioning stays fp32 (see GLIDE.forward)
+            e = self.emb_proj(F.silu(emb.to(self.emb_proj.weight.dtype))).to(h.dtype)[..., None, None]
         if self.scale_shift_norm:  # AdaGN: norm(h) * (1 + scale) + shift
             scale, shift = e.chunk(2, dim=1)
             h = F.silu(self.norm2(h) * (1 + scale) + shift)
@@ -88,7 +89,9 @@ class Attention(nn.Module):
         # Channel layout is head-major: [head0 (q k v), head1 (q k v), ...].
         q, k, v = qkv.view(b, -1, self.heads, 3 * c // self.heads).transpose(1, 2).chunk(3, dim=-1)
         if self.text_kv is not None and text is not None:
-            tkv = F.linear(text.transpose(1, 2), self.text_kv.weight[..., 0], self.text_kv.bias)
+            with torch.autocast(x.device.type, enabled=False):  # the caption's keys and values stay fp32
+                w = self.text_kv.weight
+                tkv = F.linear(text.transpose(1, 2).to(w.dtype), w[..., 0], self.text_kv.bias).to(q.dtype)
             tk, tv = tkv.view(b, -1, self.heads, 2 * c // self.heads).transpose(1, 2).chunk(2, dim=-1)
             k, v = torch.cat([tk, k], dim=2), torch.cat([tv, v], dim=2)
         h = F.scaled_dot_product_attention(q, k, v)  # [b, heads, hw, ch]
