@@ -4,7 +4,7 @@ Each variant is a real `Trainer` step (data, hybrid loss, backward, clipping, Ad
 the model's shape; warm-up steps (which include compiling) are timed separately from the measured steps.
 
     python bench/train_speed.py                 # CUDA: the bundled base's shapes (emoji, inpaint, 64 px), batch 256
-    python bench/train_speed.py --preset tiny   # CPU default: tiny preset, batch 8 (a couple of minutes)
+    python bench/train_speed.py --preset tiny   # CPU default: tiny preset, batch 4 (a couple of minutes)
     python bench/train_speed.py --variants eager-resident,compiled-resident --batch 512 --steps 100
 
 Variants: eager-streamed (the default training path), eager-resident, compiled-resident (torch.compile of
@@ -100,7 +100,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="emoji" if cuda else "tiny")
     p.add_argument("--kind", default="inpaint")
-    p.add_argument("--batch", type=int, default=256 if cuda else 8)
+    p.add_argument("--batch", type=int, default=256 if cuda else 4)
     p.add_argument("--steps", type=int, default=50 if cuda else 10, help="measured steps per variant")
     p.add_argument("--warmup", type=int, default=10 if cuda else 3, help="untimed steps first (compiling happens here)")
     p.add_argument("--variants", default=",".join(VARIANTS) if cuda else "eager-streamed,eager-resident,compiled-resident")

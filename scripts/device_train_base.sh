@@ -27,7 +27,7 @@ if [ "${1:-}" = prepare ]; then
   DATA=${DATA:-data/emoji/emoji_64.npz}
   mkdir -p "$CARRY"
   rm -rf "$CARRY/base" && cp -r glide/weights/base "$CARRY/base" || exit 1
-  if [ ! -f "$CARRY/data/meta.json" ] || [ -n "${LIMIT:-}" ]; then
+  if [ ! -f "$CARRY/data/meta.json.xz" ] || [ -n "${LIMIT:-}" ]; then
     $PY scripts/pack_train_data.py pack "$DATA" "$CARRY/data" --limit "${LIMIT:-0}" || exit 1
   fi
   if [ -n "${CACHE:-}" ]; then
@@ -38,9 +38,10 @@ if [ "${1:-}" = prepare ]; then
   tracked=$(git ls-files -z | grep -zv '^glide/weights/\|^tests/fixtures/\|^docs/' | xargs -0 stat -c %s | awk '{s+=$1} END {print s}')
   carried=$(du -sb "$CARRY" | cut -f1)
   total=$((tracked + carried))
-  printf 'tracked (without glide/weights, tests/fixtures, docs): %.1f MiB\n' "$(echo "$tracked / $MIB" | bc -l)"
-  for d in "$CARRY"/*; do printf '  %-24s %.1f MiB\n' "$d" "$(echo "$(du -sb "$d" | cut -f1) / $MIB" | bc -l)"; done
-  printf 'total: %.1f MiB of 64 MiB\n' "$(echo "$total / $MIB" | bc -l)"
+  mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+  echo "tracked files (without glide/weights, tests/fixtures, docs): $(mib "$tracked")"
+  for d in "$CARRY"/*; do echo "  $d: $(mib "$(du -sb "$d" | cut -f1)")"; done
+  echo "total: $(mib "$total") of 64 MiB"
   if [ "$total" -ge $((64 * MIB)) ]; then
     echo "error: over the 64 MiB carry; drop $CARRY/cache (the lease then compiles again, about a minute)" >&2
     exit 1
@@ -103,7 +104,7 @@ echo "training exit $rc" | tee -a "$OUT/log.txt"
 filter < "$WORK/train.log" | tail -15 | tee -a "$OUT/log.txt"
 if [ $rc != 0 ] && [ ! -d "$WORK/run/checkpoints" ]; then
   # The compiled start failed before any checkpoint: spend the rest of the time on a plainer compile.
-  left=$(echo "$TRAIN_MIN - ($(date +%s) - $T0) / 60" | bc -l)
+  left=$(awk -v m="$TRAIN_MIN" -v s=$(( $(date +%s) - T0 )) 'BEGIN { printf "%.2f", m - s / 60 }')
   log "retry with compile_mode=default for $left min"
   rm -rf "$WORK/run"
   ARGS+=(--set "compile_mode=\"default\"" --set time_limit_minutes=$left)

@@ -33,7 +33,8 @@ def pack(src: Path, out: Path, limit: int = 0) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     with lzma.open(tmp / "images.u8.xz", "wb", preset=6) as f:
         f.write(images.tobytes())
-    (tmp / "meta.json").write_text(json.dumps({"shape": list(images.shape), "captions": captions, "captions_alt": alt}))
+    with lzma.open(tmp / "meta.json.xz", "wt", encoding="utf-8") as f:
+        json.dump({"shape": list(images.shape), "captions": captions, "captions_alt": alt}, f)
     if out.exists():
         import shutil
 
@@ -44,7 +45,8 @@ def pack(src: Path, out: Path, limit: int = 0) -> None:
 
 
 def unpack(src: Path, out: Path) -> None:
-    meta = json.loads((src / "meta.json").read_text())
+    with lzma.open(src / "meta.json.xz", "rt", encoding="utf-8") as f:
+        meta = json.load(f)
     with lzma.open(src / "images.u8.xz", "rb") as f:
         images = np.frombuffer(f.read(), np.uint8).reshape(meta["shape"])
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -36,17 +36,27 @@ def trainer(data, out, **kw) -> Trainer:
 
 
 def test_compiled_step_equals_eager(data, tmp_path):
+    """Two full steps (data, forward, hybrid loss, backward, clipping, AdamW, EMA), eager and compiled."""
     runs = {}
     for compile in (False, True):
         torch.manual_seed(0)
-        t = trainer(data, tmp_path / f"c{compile}", compile=compile, channels_last=True)
-        losses = [t.train_step() for _ in range(2)]
-        runs[compile] = ([float(o["loss"]) for o in losses], [float(o["grad_norm"]) for o in losses],
-                         {k: v.detach().clone() for k, v in t.model.state_dict().items()})
+        t = trainer(data, tmp_path / f"c{compile}", compile=compile)
+        grads, weights = [], []
+        t.opt.register_step_pre_hook(lambda *_: grads.append([p.grad.clone() for p in t.model.parameters()]))
+        t.opt.register_step_post_hook(lambda *_: weights.append([p.detach().clone() for p in t.model.parameters()]))
+        losses = [float(t.train_step()["loss"]) for _ in range(2)]
+        runs[compile] = losses, grads, weights
     (l0, g0, w0), (l1, g1, w1) = runs[False], runs[True]
-    assert l0 == pytest.approx(l1, rel=1e-5) and g0 == pytest.approx(g1, rel=1e-4)
-    for k in w0:  # two AdamW steps of lr 1e-3: weights agree far below one step's size
-        torch.testing.assert_close(w1[k], w0[k], rtol=0, atol=2e-5, msg=k)
+    assert l1 == pytest.approx(l0, rel=1e-5)
+    for step in range(2):
+        scale = max(float(a.abs().max()) for a in g0[step])
+        for a, b in zip(g0[step], g1[step]):
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6 * scale)
+    # Adam's first step moves each weight by about lr * sign(gradient): where a gradient is within rounding of
+    # zero its sign is arbitrary, so compare the updated weights where the gradient is clearly not zero.
+    for a, b, g in zip(w0[0], w1[0], g0[0]):
+        sure = g.abs() > 1e-6
+        torch.testing.assert_close(b[sure], a[sure], rtol=0, atol=1e-6)
 
 
 SYNCS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__")
@@ -55,7 +65,9 @@ SYNCS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__")
 @pytest.mark.parametrize("resident", [True, False])
 def test_no_host_sync_inside_steps(data, tmp_path, monkeypatch, resident):
     n = 4
-    t = trainer(data, tmp_path / "run", resident=resident, max_steps=n, log_every=n, checkpoint_every=n)
+    # fused AdamW keeps its step counts on the device (the foreach one reads CPU step counts with .item())
+    t = trainer(data, tmp_path / "run", resident=resident, fused_adamw=True, max_steps=n, log_every=n,
+                checkpoint_every=n)
     seen: list[tuple[str, int]] = []
     for name in SYNCS:
         orig = getattr(torch.Tensor, name)
