@@ -53,8 +53,9 @@ fi
 
 # ---------------------------------------------------------------------------------------------------------------
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-WORK=${WORK:-/tmp/glide-train}; rm -rf "$WORK"; mkdir -p "$WORK/results"
-TRAIN_MIN=${TRAIN_MIN:-6.5}
+WORK=${WORK:-/tmp/glide-train}; mkdir -p "$WORK"
+rm -rf "$WORK/run" "$WORK/results" "$WORK/compile-cache" "$WORK/init"; mkdir -p "$WORK/results"
+TRAIN_MIN=${TRAIN_MIN:-$([ "$QUICK" = 1 ] && echo 30 || echo 6.5)}  # a CPU compiles for minutes
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 T0=$(date +%s)
 log() { echo "=== $(date +%T) $*" | tee -a "$OUT/log.txt"; }

@@ -34,6 +34,9 @@ def make_loss_fn(task, net, dgen: torch.Generator, autocast_dtype: torch.dtype |
 
     if not compile:
         return loss
+    # The diffusion's per-device tables are made on first use; made inside the first compiled call, they would
+    # change a dict the graph is guarded on, and the second step would compile again.
+    task.diffusion._tensors(task.device)
     compiled = torch.compile(loss, mode=None if mode == "default" else mode)
     if mode in ("reduce-overhead", "max-autotune"):
         # A CUDA graph's outputs live in memory its next replay overwrites: mark the step boundary so
