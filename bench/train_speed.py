@@ -9,7 +9,9 @@ the model's shape; warm-up steps (which include compiling) are timed separately 
 
 Variants: eager-streamed (the default training path), eager-resident, compiled-resident (torch.compile of
 forward + loss), graphs-resident (compile_mode reduce-overhead: CUDA graphs). On CUDA every variant also uses
-bf16 autocast, channels_last and fused AdamW; on the CPU fp32 and the default optimizer.
+bf16 autocast, channels_last and fused AdamW; on the CPU fp32 and the default optimizer. Besides images/s
+(wall clock) it prints images per CPU-second of this process: on a shared CPU the fair comparison; on a GPU a
+measure of the host work per image (what the resident path and CUDA graphs remove).
 """
 
 from __future__ import annotations
