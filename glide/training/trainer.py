@@ -134,6 +134,8 @@ class Trainer:
         if cfg.resident:  # the dataset on the device, every per-step draw made there
             self.stream = ResidentStream(source, self.task, cfg, self.device, self.dist.rank, self.dist.world, position)
             if rank_state:
+                if "resident" not in rank_state["rng"]:
+                    raise GlideError("this run was trained with resident = false; resume it with the same setting")
                 self.stream.gen.set_state(ckpt_io.rng_from_str(rank_state["rng"]["resident"]))
         else:
             self.stream = BatchStream(source, self.local_batch, cfg.seed, self.dist.rank, self.dist.world, position,
