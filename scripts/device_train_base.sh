@@ -130,7 +130,7 @@ fi
 filter < "$WORK/train.log" > "$WORK/results/train.log"
 tar -C "$WORK" -cf - results | split -b 16500000 -d - "$OUT/results.tar.part-"
 # The compile cache, for the next lease to carry (.gpu/train/cache): only if it fits in two parts.
-tar -C "$TORCHINDUCTOR_CACHE_DIR" -cJf "$WORK/compile_cache.tar.xz" . 2>/dev/null
+tar -C "$TORCHINDUCTOR_CACHE_DIR" -cf - . 2>/dev/null | xz -T0 -6 > "$WORK/compile_cache.tar.xz"  # all cores
 cs=$(stat -c %s "$WORK/compile_cache.tar.xz")
 if [ "$cs" -le 33000000 ]; then
   split -b 16500000 -d "$WORK/compile_cache.tar.xz" "$OUT/compile_cache.tar.xz.part-"
