@@ -7,7 +7,7 @@
 #   bash scripts/device_train_base.sh           # THERE (the device call, carrying .gpu/train): train, export
 #
 # Carried in .gpu/train/: base/ (the weights to continue from), data/ (the train split, xz: scripts/pack_train_data.py),
-# and, when a previous lease brought one back, cache/ (torch's compile cache, so this lease skips compiling).
+# and, when a previous lease brought one back, cache.tar.xz (torch's compile cache, so this lease skips compiling).
 # Outputs in $OUT (at most 8 files, each < 16 MiB): log.txt; results.tar.part-* (the exported fp16 EMA weights,
 # metrics.jsonl, train.log: 3 parts of 16.5 MB); compile_cache.tar.xz.part-* (at most 2, else left out).
 # Settings: TRAIN_MIN (training minutes, default 6.5, the time limit of the whole call is 10), COMPILE_MODE
@@ -23,16 +23,16 @@ MIB=$((1 << 20))
 # ---------------------------------------------------------------------------------------------------------------
 if [ "${1:-}" = prepare ]; then
   # Here, on the project's machine. DATA=path of emoji_64.npz (default data/emoji/emoji_64.npz); LIMIT=N packs only
-  # N images (dry runs); CACHE=dir or .tar.xz of a compile cache a previous lease brought back (optional).
+  # N images (dry runs); CACHE=a compile cache a previous lease brought back: the joined compile_cache.tar.xz, or a dir.
   DATA=${DATA:-data/emoji/emoji_64.npz}
   mkdir -p "$CARRY"
   rm -rf "$CARRY/base" && cp -r glide/weights/base "$CARRY/base" || exit 1
   if [ ! -f "$CARRY/data/meta.json.xz" ] || [ -n "${LIMIT:-}" ]; then
     $PY scripts/pack_train_data.py pack "$DATA" "$CARRY/data" --limit "${LIMIT:-0}" || exit 1
   fi
-  if [ -n "${CACHE:-}" ]; then
-    rm -rf "$CARRY/cache"; mkdir -p "$CARRY/cache"
-    if [ -d "$CACHE" ]; then cp -r "$CACHE"/. "$CARRY/cache/"; else tar -C "$CARRY/cache" -xJf "$CACHE" || exit 1; fi
+  if [ -n "${CACHE:-}" ]; then  # carried compressed (a cache is mostly text and compresses ~20x)
+    rm -f "$CARRY/cache.tar.xz"
+    if [ -d "$CACHE" ]; then tar -C "$CACHE" -cf - . | xz -T0 -6 > "$CARRY/cache.tar.xz"; else cp "$CACHE" "$CARRY/cache.tar.xz"; fi
   fi
   # What travels: tracked files minus the folders moved aside for the call, plus the carry.
   tracked=$(git ls-files -z | grep -zv '^glide/weights/\|^tests/fixtures/\|^docs/' | xargs -0 stat -c %s | awk '{s+=$1} END {print s}')
@@ -43,7 +43,7 @@ if [ "${1:-}" = prepare ]; then
   for d in "$CARRY"/*; do echo "  $d: $(mib "$(du -sb "$d" | cut -f1)")"; done
   echo "total: $(mib "$total") of 64 MiB"
   if [ "$total" -ge $((64 * MIB)) ]; then
-    echo "error: over the 64 MiB carry; drop $CARRY/cache (the lease then compiles again, about a minute)" >&2
+    echo "error: over the 64 MiB carry; drop $CARRY/cache.tar.xz (the lease then compiles again, about a minute)" >&2
     exit 1
   fi
   echo "ready. Before the device call: mkdir -p /tmp/aside && mv glide/weights tests/fixtures docs /tmp/aside/"
@@ -67,7 +67,8 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_av
 export TORCHINDUCTOR_CACHE_DIR=$WORK/compile-cache TRITON_CACHE_DIR=$WORK/compile-cache/triton
 export TORCHINDUCTOR_FX_GRAPH_CACHE=1 TORCHINDUCTOR_AUTOGRAD_CACHE=1
 mkdir -p "$TORCHINDUCTOR_CACHE_DIR"
-[ -d "$CARRY/cache" ] && cp -r "$CARRY/cache"/. "$TORCHINDUCTOR_CACHE_DIR/" && log "compile cache carried in: $(du -sh "$CARRY/cache" | cut -f1)"
+[ -f "$CARRY/cache.tar.xz" ] && tar -C "$TORCHINDUCTOR_CACHE_DIR" -xJf "$CARRY/cache.tar.xz" \
+  && log "compile cache carried in: $(du -sh "$TORCHINDUCTOR_CACHE_DIR" | cut -f1)"
 
 log "data"
 $PY scripts/pack_train_data.py unpack "$CARRY/data" "$WORK/emoji_64.npz" 2>&1 | tee -a "$OUT/log.txt" || exit 1
