@@ -17,6 +17,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
+
+
 @dataclass
 class TrainConfig:
     # what to train
@@ -50,7 +53,12 @@ class TrainConfig:
     snr_gamma: float = 0.0  # Min-SNR-gamma weighting of the eps MSE (e.g. 5); 0 = GLIDE's unweighted L_simple
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     grad_checkpointing: bool = False
-    compile: bool = False
+    compile: bool = False  # compile forward + loss as one graph (its backward is compiled too): step.py
+    compile_mode: str = "default"  # default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
+    # the fast path (docs/training.md, "Fast GPU training"); all off by default
+    resident: bool = False  # whole dataset on the device; captions, dropout, masks drawn there (resident.py)
+    channels_last: bool = False  # NHWC memory format for the model's convolutions
+    fused_adamw: bool = False  # AdamW's single fused kernel (torch's fused=True) instead of its foreach one
     fsdp: bool = False  # under torchrun: shard parameters, gradients, optimizer state and EMA (FSDP2) instead of DDP
     seed: int = 0
     time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0 = none
@@ -108,6 +116,10 @@ class TrainConfig:
             raise GlideError("precision must be auto, fp32 or bf16")
         if self.fsdp and self.compile:
             raise GlideError("fsdp and compile together are not supported here; choose one")
+        if self.compile_mode not in COMPILE_MODES:
+            raise GlideError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
+        if self.resident and self.kind == "clip":
+            raise GlideError("resident = true is for diffusion kinds, not clip")
         if self.lr_schedule not in ("constant", "cosine"):
             raise GlideError("lr_schedule must be constant or cosine")
         return self

@@ -62,12 +62,17 @@ class DiffusionTask:
             texts = pick_captions(captions, g, c.caption_dropout, c.alt_caption_prob)
             tokens, mask = self.tokenizer(texts, m.text.context, warn=False)
             batch["tokens"], batch["mask"] = tokens.to(self.device), mask.to(self.device)
-        if m.super_res:
-            batch["low_res"] = self.low_res(x0)
         if m.inpaint:
             masks = random_masks(b, m.unet.image_size, g, p_unmasked=c.p_unmasked).to(self.device)
             batch["inpaint_mask"], batch["inpaint_image"] = masks, x0
-        batch["i"] = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=dgen, device=self.device)
+        return self.add_noise(batch, dgen)
+
+    def add_noise(self, batch: dict, dgen: torch.Generator) -> dict:
+        """The device-side rest of a batch: the upsampler's low-res input, timesteps and noise."""
+        x0 = batch["x0"]
+        if self.cfg.super_res:
+            batch["low_res"] = self.low_res(x0)
+        batch["i"] = torch.randint(0, self.diffusion.num_timesteps, (len(x0),), generator=dgen, device=self.device)
         batch["noise"] = torch.randn(x0.shape, generator=dgen, device=self.device)
         return batch
 

@@ -26,6 +26,8 @@ from ..errors import GlideError
 from . import state as ckpt_io
 from .config import TrainConfig
 from .distributed import Distributed, local
+from .resident import ResidentStream
+from .step import make_loss_fn
 from .tasks import ClipTask, DiffusionTask
 
 
@@ -98,6 +100,8 @@ class Trainer:
         for part in ("unet", "text"):
             if hasattr(getattr(self.model, part, None), "grad_checkpointing"):
                 getattr(self.model, part).grad_checkpointing = cfg.grad_checkpointing
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.ema = None
         if cfg.ema_rate > 0:
             self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -109,11 +113,9 @@ class Trainer:
         if self.dist.sharded and self.ema is not None:
             self.dist.shard(self.ema)  # the EMA is sharded like the weights it follows
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas,
-                                     weight_decay=cfg.weight_decay)
+                                     weight_decay=cfg.weight_decay, **({"fused": True} if cfg.fused_adamw else {}))
         if saved and "optimizer" in saved:
             self.dist.load_optimizer_state(self.model, self.opt, saved["optimizer"])
-        if cfg.compile:
-            self.net = torch.compile(self.net)
 
         self.step = saved["state"]["step"] if saved else 0
 
@@ -129,8 +131,15 @@ class Trainer:
         self.local_batch = cfg.batch_size // self.dist.world
         rank_state = saved["ranks"].get(self.dist.rank) if saved else None
         position = Position(**rank_state["position"]) if rank_state else None
-        self.stream = BatchStream(source, self.local_batch, cfg.seed, self.dist.rank, self.dist.world, position,
-                                  workers=cfg.workers, hflip=cfg.hflip)
+        if cfg.resident:  # the dataset on the device, every per-step draw made there
+            self.stream = ResidentStream(source, self.task, cfg, self.device, self.dist.rank, self.dist.world, position)
+            if rank_state:
+                if "resident" not in rank_state["rng"]:
+                    raise GlideError("this run was trained with resident = false; resume it with the same setting")
+                self.stream.gen.set_state(ckpt_io.rng_from_str(rank_state["rng"]["resident"]))
+        else:
+            self.stream = BatchStream(source, self.local_batch, cfg.seed, self.dist.rank, self.dist.world, position,
+                                      workers=cfg.workers, hflip=cfg.hflip)
 
         # Training randomness (timesteps, noise, caption dropout, masks) has its own generators.
         # On the CPU: caption dropout and masks. On the training device: timesteps and noise (no transfer).
@@ -143,8 +152,9 @@ class Trainer:
             if self.device.type == "cuda" and "cuda" in rank_state["rng"]:
                 torch.cuda.set_rng_state(ckpt_io.rng_from_str(rank_state["rng"]["cuda"]), self.device)
 
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if self._precision() == "bf16" else nullcontext())
+        # forward + loss, eager or compiled as one graph (step.py)
+        self.loss_fn = make_loss_fn(self.task, self.net, self.dgen, torch.bfloat16 if self._precision() == "bf16" else None,
+                                    cfg.compile, cfg.compile_mode)
 
     def _task(self, saved):
         cfg = self.cfg
@@ -198,15 +208,18 @@ class Trainer:
         lr = self.lr_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        images, captions = self.stream.next_batch()
-        batch = self.task.make_inputs(images, captions, self.gen, self.dgen)
+        if self.cfg.resident:
+            batch = self.task.add_noise(self.stream.next_inputs(self.local_batch), self.dgen)
+        else:
+            images, captions = self.stream.next_batch()
+            batch = self.task.make_inputs(images, captions, self.gen, self.dgen)
         micro = self.cfg.microbatch or self.local_batch
         chunks = [slice(s, min(s + micro, self.local_batch)) for s in range(0, self.local_batch, micro)]
         totals: dict[str, torch.Tensor] = {}
         for k, sl in enumerate(chunks):
             last = k == len(chunks) - 1
             with self.dist.no_sync(self.net) if not last else nullcontext():
-                losses = self.task.loss(self.net, batch, sl, self.autocast, self.dgen)
+                losses = self.loss_fn(batch, sl)
                 weight = (sl.stop - sl.start) / self.local_batch
                 (losses["loss"].mean() * weight).backward()
             for name, v in losses.items():
@@ -234,6 +247,8 @@ class Trainer:
                "torch": ckpt_io.rng_to_str(torch.get_rng_state())}
         if self.device.type == "cuda":
             rng["cuda"] = ckpt_io.rng_to_str(torch.cuda.get_rng_state(self.device))
+        if self.cfg.resident:
+            rng["resident"] = ckpt_io.rng_to_str(self.stream.gen.get_state())
         ckpt_io.write_rank_state(tmp, self.dist.rank, {"position": self.stream.pos.to_dict(), "rng": rng})
         # Full tensors (gathered on rank 0 under FSDP: every rank takes part).
         model_sd = self.dist.full_state_dict(self.model)

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# One device call that trains the bundled base, alone on the GPU, on the fast path (configs/emoji-base-gpu.toml:
+# resident data, compiled step with CUDA graphs, bf16, channels_last, fused AdamW), continuing from the bundled
+# weights. Two halves (docs/models.md, "Continuing training", has the exact commands):
+#
+#   bash scripts/device_train_base.sh prepare   # HERE: fill the git-ignored .gpu/train/ and check the carry size
+#   bash scripts/device_train_base.sh           # THERE (the device call, carrying .gpu/train): train, export
+#
+# Carried in .gpu/train/: base/ (the weights to continue from), data/ (the train split, xz: scripts/pack_train_data.py),
+# and, when a previous lease brought one back, cache.tar.xz (torch's compile cache, so this lease skips compiling).
+# Outputs in $OUT (at most 8 files, each < 16 MiB): log.txt; results.tar.part-* (the exported fp16 EMA weights,
+# metrics.jsonl, train.log: 3 parts of 16.5 MB); compile_cache.tar.xz.part-* (at most 2, else left out).
+# Settings: TRAIN_MIN (training minutes, default 6.5, the time limit of the whole call is 10), COMPILE_MODE
+# (default: the config's reduce-overhead; a failed start is retried once with compile_mode=default), BATCH, LR.
+# QUICK=1: a dry run on a CPU: the tiny preset from a tiny random init, 6 steps, same code path otherwise.
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+PY=${PY:-python3}
+QUICK=${QUICK:-0}
+CARRY=.gpu/train
+MIB=$((1 << 20))
+
+# ---------------------------------------------------------------------------------------------------------------
+if [ "${1:-}" = prepare ]; then
+  # Here, on the project's machine. DATA=path of emoji_64.npz (default data/emoji/emoji_64.npz); LIMIT=N packs only
+  # N images (dry runs); CACHE=a compile cache a previous lease brought back: the joined compile_cache.tar.xz, or a dir.
+  DATA=${DATA:-data/emoji/emoji_64.npz}
+  mkdir -p "$CARRY"
+  rm -rf "$CARRY/base" && cp -r glide/weights/base "$CARRY/base" || exit 1
+  if [ ! -f "$CARRY/data/meta.json.xz" ] || [ -n "${LIMIT:-}" ]; then
+    $PY scripts/pack_train_data.py pack "$DATA" "$CARRY/data" --limit "${LIMIT:-0}" || exit 1
+  fi
+  if [ -n "${CACHE:-}" ]; then  # carried compressed (a cache is mostly text and compresses ~20x)
+    rm -f "$CARRY/cache.tar.xz"
+    if [ -d "$CACHE" ]; then tar -C "$CACHE" -cf - . | xz -T0 -6 > "$CARRY/cache.tar.xz"; else cp "$CACHE" "$CARRY/cache.tar.xz"; fi
+  fi
+  # What travels: tracked files minus the folders moved aside for the call, plus the carry.
+  tracked=$(git ls-files -z | grep -zv '^glide/weights/\|^tests/fixtures/\|^docs/' | xargs -0 stat -c %s | awk '{s+=$1} END {print s}')
+  carried=$(du -sb "$CARRY" | cut -f1)
+  total=$((tracked + carried))
+  mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+  echo "tracked files (without glide/weights, tests/fixtures, docs): $(mib "$tracked")"
+  for d in "$CARRY"/*; do echo "  $d: $(mib "$(du -sb "$d" | cut -f1)")"; done
+  echo "total: $(mib "$total") of 64 MiB"
+  if [ "$total" -ge $((64 * MIB)) ]; then
+    echo "error: over the 64 MiB carry; drop $CARRY/cache.tar.xz (the lease then compiles again, about a minute)" >&2
+    exit 1
+  fi
+  echo "ready. Before the device call: mkdir -p /tmp/aside && mv glide/weights tests/fixtures docs /tmp/aside/"
+  echo "after it: mv /tmp/aside/weights glide/ && mv /tmp/aside/fixtures tests/ && mv /tmp/aside/docs ."
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+WORK=${WORK:-/tmp/glide-train}; mkdir -p "$WORK"
+rm -rf "$WORK/run" "$WORK/results" "$WORK/compile-cache" "$WORK/init"; mkdir -p "$WORK/results"
+TRAIN_MIN=${TRAIN_MIN:-$([ "$QUICK" = 1 ] && echo 30 || echo 6.5)}  # a CPU compiles for minutes
+export PYTHONPATH=$PWD:${PYTHONPATH:-}
+T0=$(date +%s)
+log() { echo "=== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
+log "start"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee -a "$OUT/log.txt"
+$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$OUT/log.txt"
+
+# torch's compile caches (FX graphs, AOTAutograd, Triton kernels) in one folder, seeded from the carry.
+export TORCHINDUCTOR_CACHE_DIR=$WORK/compile-cache TRITON_CACHE_DIR=$WORK/compile-cache/triton
+export TORCHINDUCTOR_FX_GRAPH_CACHE=1 TORCHINDUCTOR_AUTOGRAD_CACHE=1
+mkdir -p "$TORCHINDUCTOR_CACHE_DIR"
+[ -f "$CARRY/cache.tar.xz" ] && tar -C "$TORCHINDUCTOR_CACHE_DIR" -xJf "$CARRY/cache.tar.xz" \
+  && log "compile cache carried in: $(du -sh "$TORCHINDUCTOR_CACHE_DIR" | cut -f1)"
+
+log "data"
+$PY scripts/pack_train_data.py unpack "$CARRY/data" "$WORK/emoji_64.npz" 2>&1 | tee -a "$OUT/log.txt" || exit 1
+
+ARGS=(--data "$WORK/emoji_64.npz" --out "$WORK/run" --set time_limit_minutes=$TRAIN_MIN)
+[ -n "${BATCH:-}" ] && ARGS+=(--batch-size "$BATCH")
+[ -n "${LR:-}" ] && ARGS+=(--lr "$LR")
+[ -n "${COMPILE_MODE:-}" ] && ARGS+=(--set "compile_mode=\"$COMPILE_MODE\"")
+if [ "$QUICK" = 1 ]; then
+  # A tiny random model in place of the bundled base, so the init-from path runs too.
+  $PY - "$WORK/init" <<'PYEOF' 2>&1 | tee -a "$OUT/log.txt"
+import sys
+from glide.checkpoint import save_model_dir
+from glide.config import get_preset
+from glide.models import GLIDE
+cfg = get_preset("tiny").with_kind("inpaint")
+save_model_dir(sys.argv[1], GLIDE(cfg).state_dict(), cfg, preset="tiny")
+print("tiny init written to", sys.argv[1])
+PYEOF
+  ARGS+=(--init-from "$WORK/init" --batch-size 8 --set max_steps=6 --set log_every=3 --set checkpoint_every=3
+         --set warmup_steps=2 --set workers=1)
+else
+  ARGS+=(--init-from "$CARRY/base")
+fi
+filter() { tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$"; }
+
+log "train the base alone on the GPU ($TRAIN_MIN min)"
+$PY -m glide train configs/emoji-base-gpu.toml "${ARGS[@]}" > "$WORK/train.log" 2>&1 &
+PID=$!
+while kill -0 $PID 2>/dev/null; do
+  sleep 30; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null | tee -a "$OUT/log.txt"
+done
+wait $PID; rc=$?
+echo "training exit $rc" | tee -a "$OUT/log.txt"
+filter < "$WORK/train.log" | tail -15 | tee -a "$OUT/log.txt"
+if [ $rc != 0 ] && [ ! -d "$WORK/run/checkpoints" ]; then
+  # The compiled start failed before any checkpoint: spend the rest of the time on a plainer compile.
+  left=$(awk -v m="$TRAIN_MIN" -v s=$(( $(date +%s) - T0 )) 'BEGIN { printf "%.2f", m - s / 60 }')
+  log "retry with compile_mode=default for $left min"
+  rm -rf "$WORK/run"
+  ARGS+=(--set "compile_mode=\"default\"" --set time_limit_minutes=$left)
+  $PY -m glide train configs/emoji-base-gpu.toml "${ARGS[@]}" > "$WORK/train2.log" 2>&1
+  echo "training exit $?" | tee -a "$OUT/log.txt"
+  filter < "$WORK/train2.log" | tail -15 | tee -a "$OUT/log.txt"
+  filter < "$WORK/train2.log" >> "$WORK/train.log"
+fi
+
+log "export"
+if [ -d "$WORK/run/checkpoints" ]; then
+  $PY -m glide export "$WORK/run" --out "$WORK/results/base" --dtype fp16 2>&1 | tee -a "$OUT/log.txt"
+  cp "$WORK/run/metrics.jsonl" "$WORK/run/config.json" "$WORK/results/" 2>/dev/null
+  $PY - "$WORK/run/metrics.jsonl" <<'PYEOF' 2>&1 | tee -a "$OUT/log.txt"
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+ips = [r["img_per_s"] for r in rows[1:]] or [r["img_per_s"] for r in rows]
+print(f"steps {rows[-1]['step']}, loss {rows[0]['loss']} -> {rows[-1]['loss']}, images/s median {statistics.median(ips):.0f} "
+      f"(after the first log interval, which holds the compile), max {max(ips):.0f}")
+PYEOF
+fi
+filter < "$WORK/train.log" > "$WORK/results/train.log"
+tar -C "$WORK" -cf - results | split -b 16500000 -d - "$OUT/results.tar.part-"
+# The compile cache, for the next lease to carry (.gpu/train/cache): only if it fits in two parts.
+tar -C "$TORCHINDUCTOR_CACHE_DIR" -cf - . 2>/dev/null | xz -T0 -6 > "$WORK/compile_cache.tar.xz"  # all cores
+cs=$(stat -c %s "$WORK/compile_cache.tar.xz")
+if [ "$cs" -le 33000000 ]; then
+  split -b 16500000 -d "$WORK/compile_cache.tar.xz" "$OUT/compile_cache.tar.xz.part-"
+  log "compile cache: $cs bytes"
+else
+  log "compile cache of $cs bytes left out (over two parts)"
+fi
+n=$(ls "$OUT" | wc -l)
+[ "$n" -gt 8 ] && log "warning: $n files in \$OUT, only 8 come back"
+ls -l "$OUT" | tee -a "$OUT/log.txt"
+log "done in $(( $(date +%s) - T0 )) s"
