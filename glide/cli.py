@@ -489,6 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     emoji.add_arguments(em)
     em.set_defaults(func=emoji.run)
+    from .data import filter as data_filter
+
+    fi = dsub.add_parser("filter", help="drop the images a policy names (caption, metadata and CLIP rules)")
+    data_filter.add_arguments(fi)
+    fi.set_defaults(func=data_filter.run)
 
     e = sub.add_parser("export", help="turn a training run's checkpoint into a model folder")
     e.add_argument("run_dir")
