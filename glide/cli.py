@@ -85,6 +85,9 @@ def cmd_sample(args) -> int:
                   progress=not args.quiet)
     # Several prompts: one row each.
     _save(images, Path(args.out), not args.no_individual, cols=args.num_images if len(args.prompt) > 1 else None)
+    if len(images) > 1 and not args.no_individual:  # each image's caption beside it: a sample folder for glide rate
+        for k, p in enumerate(_out_paths(Path(args.out), len(images))):
+            _write_text(p.with_suffix(".txt"), args.prompt[k // args.num_images] + "\n")
     return 0
 
 
@@ -513,6 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_options(sw, "sweep")
     co = evsub.add_parser("coco", help="the MS-COCO protocol: random val2014 captions against their images")
     _eval_options(co, "coco")
+
+    from .rate import report as rate
+
+    rate.add_arguments(sub.add_parser("rate", help="blind pairwise human evaluation: serve a voting page, report "
+                                                   "win rates and Elo"))
 
     w = sub.add_parser("serve", help="start the local web page (needs: pip install 'glide-diffusion[web]')")
     w.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

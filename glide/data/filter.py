@@ -603,7 +603,7 @@ def add_arguments(parser) -> None:
     """Options of `glide data filter`."""
     parser.add_argument("data", help="a folder of images, a dataset folder, a .jsonl manifest, an .npz file, "
                                      "or WebDataset .tar shards (a glob or a folder of them)")
-    parser.add_argument("--policy", required=True, help="policy TOML: [[rule]] tables (see configs/filter-emoji.toml)")
+    parser.add_argument("--policy", required=True, help="policy TOML: [[rule]] tables (see configs/filter/emoji.toml)")
     parser.add_argument("--out", required=True, help="new folder for the kept set (same format as the input)")
     parser.add_argument("--report", default=None, help="report folder (default: OUT-report beside OUT)")
     parser.add_argument("--device", default="cpu", help="device for CLIP rules (default cpu)")
