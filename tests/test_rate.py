@@ -230,5 +230,11 @@ def test_report_cli(samples, tmp_path):
     assert s["realism"]["pairs"][0]["b_wins"] == 6 and s["realism"]["pairs"][0]["a_win_rate"] == 0.0
     assert s["caption"]["skips"] == 1 and s["caption"]["decided"] == 5
     assert Image.open(tmp_path / "plot.png").size[0] == 640
-    p = run_cli("rate", "report", "--db", tmp_path / "missing.sqlite")
-    assert p.returncode == 2 and "not found" in p.stderr
+
+
+def test_report_of_a_missing_db_is_a_clear_error(tmp_path, capsys):
+    from glide.cli import main
+
+    assert main(["rate", "report", "--db", str(tmp_path / "missing.sqlite")]) == 2
+    assert "votes database not found" in capsys.readouterr().err
+    assert not (tmp_path / "missing.sqlite").exists()

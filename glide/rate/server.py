@@ -163,9 +163,13 @@ async function next() {
     qs.appendChild(div);
   }
   document.getElementById("submit").disabled = true;
+  document.getElementById("skip").disabled = false;
+  document.body.dataset.token = current.token;  // the comparison on screen (tests wait for it to change)
 }
 
 async function send(all) {
+  document.getElementById("submit").disabled = true;  // one send per comparison, even on a double click
+  document.getElementById("skip").disabled = true;
   const body = JSON.stringify({token: current.token, rater: rater, answers: all});
   for (let attempt = 0; attempt < 5; attempt++) {  // the same token again is harmless: stored once
     try {
