@@ -198,6 +198,9 @@ def test_clip_rule_precision_and_recall(tmp_path):
                                                  int((~fired & truth).sum()))
     assert lab["precision"] == pytest.approx(lab["tp"] / max(lab["tp"] + lab["fp"], 1), abs=1e-4)
     assert s["kept"] == int((~fired).sum())
+    for c in lab["curve"]:  # precision/recall at other thresholds, from the same scores
+        assert c["removed"] == int((scores > c["threshold"]).sum())
+        assert c["recall"] == pytest.approx(((scores > c["threshold"]) & truth).sum() / truth.sum(), abs=1e-4)
     # the hash covers the CLIP's weights: other weights, another policy
     h = load_policy(tmp_path / "p.toml").sha256
     torch.manual_seed(1)

@@ -69,6 +69,7 @@ class RuleStats:
     fp: int = 0
     fn: int = 0
     labelled: int = 0  # items whose metadata has the rule's label field
+    scored: list = field(default_factory=list)  # clip rules with labels: (score, is positive), for the P/R curve
     removed_examples: list = field(default_factory=list)  # (caption, score, thumb)
     kept_examples: list = field(default_factory=list)
     seen_removed: int = 0
@@ -149,12 +150,14 @@ class Decider:
                 st.unreadable += int(np.isnan(s).sum())
             if r.labels:
                 values = set(r.labels["values"])
-                for rec, hit in zip(records, f):
+                for i, (rec, hit) in enumerate(zip(records, f)):
                     truth = metadata_value(rec.meta, r.labels["field"])
                     if truth is None:
                         continue
                     st.labelled += 1
                     positive = truth in values
+                    if s is not None and not np.isnan(s[i]):
+                        st.scored.append((float(s[i]), positive))
                     st.tp += int(hit and positive)
                     st.fp += int(hit and not positive)
                     st.fn += int(positive and not hit)
@@ -507,6 +510,19 @@ def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 4) if b else None
 
 
+def threshold_curve(scored: list[tuple[float, bool]], thresholds=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
+    """Precision and recall of a CLIP rule at other thresholds (the same scores), to choose one."""
+    scores = np.array([s for s, _ in scored])
+    truth = np.array([p for _, p in scored])
+    out = []
+    for t in thresholds:
+        hit = scores > t
+        tp = int((hit & truth).sum())
+        out.append({"threshold": t, "removed": int(hit.sum()), "precision": _ratio(tp, int(hit.sum())),
+                    "recall": _ratio(tp, int(truth.sum()))})
+    return out
+
+
 def summarize(decider: Decider, policy: Policy, data: str, written: dict, seconds: float) -> dict:
     rules = {}
     for r in policy.rules:
@@ -517,6 +533,8 @@ def summarize(decider: Decider, policy: Policy, data: str, written: dict, second
         if r.labels:
             row["labels"] = {**r.labels, "items_with_label": st.labelled, "tp": st.tp, "fp": st.fp, "fn": st.fn,
                              "precision": _ratio(st.tp, st.tp + st.fp), "recall": _ratio(st.tp, st.tp + st.fn)}
+        if st.scored:
+            row["labels"]["curve"] = threshold_curve(st.scored)
         rules[r.name] = row
     return {"policy": policy.name, "policy_sha256": policy.sha256, "source": str(data),
             "format": written["format"], "total": decider.total, "kept": decider.total - decider.removed,
@@ -583,6 +601,10 @@ def write_report(decider: Decider, policy: Policy, summary: dict, out: Path) -> 
                 lines += [f"Against `{lab['field']}` in {lab['values']} on {lab['items_with_label']} labelled items: "
                           f"TP {lab['tp']}, FP {lab['fp']}, FN {lab['fn']}, precision {lab['precision']}, "
                           f"recall {lab['recall']}.", ""]
+                if "curve" in lab:
+                    lines += ["| threshold | removed | precision | recall |", "|---|---|---|---|"]
+                    lines += [f"| {c['threshold']} | {c['removed']} | {c['precision']} | {c['recall']} |"
+                              for c in lab["curve"]] + [""]
             lines += ["Removed examples (captions, in grid order): "
                       + "; ".join(e[2] for e in sorted(st.removed_examples, key=lambda e: e[1])), "",
                       "Kept examples: " + "; ".join(
