@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import free_port, run_cli
+from helpers import free_port
 
 from glide.errors import GlideError
 from glide.rate.server import make_server, parse_samples
@@ -210,7 +210,9 @@ def test_eight_concurrent_clients_every_vote_stored_exactly_once(samples, tmp_pa
     assert stored == expected
 
 
-def test_report_cli(samples, tmp_path):
+def test_report_cli(samples, tmp_path, capsys):
+    from glide.cli import main
+
     db = tmp_path / "votes.sqlite"
     srv, url = start(samples, db)
     try:
@@ -224,12 +226,13 @@ def test_report_cli(samples, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
-    p = run_cli("rate", "report", "--db", db, "--json", "--bootstrap", "50", "--plot", tmp_path / "plot.png")
-    assert p.returncode == 0, p.stderr
-    s = json.loads(p.stdout)
+    assert main(["rate", "report", "--db", str(db), "--json", "--bootstrap", "50", "--plot",
+                 str(tmp_path / "plot.png")]) == 0
+    s = json.loads(capsys.readouterr().out)
     assert s["realism"]["pairs"][0]["b_wins"] == 6 and s["realism"]["pairs"][0]["a_win_rate"] == 0.0
     assert s["caption"]["skips"] == 1 and s["caption"]["decided"] == 5
-    assert Image.open(tmp_path / "plot.png").size[0] == 640
+    with Image.open(tmp_path / "plot.png") as im:
+        assert im.size[0] == 640
 
 
 def test_report_of_a_missing_db_is_a_clear_error(tmp_path, capsys):
@@ -238,3 +241,27 @@ def test_report_of_a_missing_db_is_a_clear_error(tmp_path, capsys):
     assert main(["rate", "report", "--db", str(tmp_path / "missing.sqlite")]) == 2
     assert "votes database not found" in capsys.readouterr().err
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_glide_eval_sample_folders_are_captioned_from_the_evaluation(tmp_path):
+    """An eval setting's cached batches + results.json -> captioned images, the captions the evaluation drew."""
+    from glide.evaluation.evaluate import EvalConfig, load_reference
+    from glide.rate.server import read_samples
+
+    data = tmp_path / "emoji_64.npz"
+    caps = [f"emoji {k}, twemoji style" for k in range(10)]
+    np.savez(data, images=np.zeros((10, 64, 64, 3), np.uint8), captions=np.array(caps),
+             split=np.array(["heldout_emoji"] * 10))
+    cfg = EvalConfig(data=str(data), splits=("heldout_emoji",), n=5, seed=3)
+    _, drawn, _ = load_reference(cfg, 64)
+    ev = tmp_path / "eval"
+    (ev / "samples" / "g3").mkdir(parents=True)
+    (ev / "results.json").write_text(json.dumps({"config": {"command": "eval", "data": str(data),
+                                                            "splits": ["heldout_emoji"], "n": 5, "seed": 3}}))
+    x = np.stack([np.full((64, 64, 3), 10 * k, np.uint8) for k in range(5)])
+    np.savez(ev / "samples" / "g3" / "b0000-abc.npz", x=x[:4], seconds=1.0)
+    np.savez(ev / "samples" / "g3" / "b0001-def.npz", x=x[4:], seconds=1.0)
+    s = read_samples("g3", ev / "samples" / "g3")
+    assert sorted(s.by_caption) == sorted(drawn)
+    for k, cap in enumerate(drawn):
+        assert np.asarray(Image.open(s.by_caption[cap][0]))[0, 0, 0] == 10 * k

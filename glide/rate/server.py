@@ -40,12 +40,52 @@ class SampleSet:
     by_caption: dict[str, list[Path]]
 
 
+def eval_samples_to_folder(folder: Path) -> Path:
+    """A `glide eval` setting's cached samples (EVAL_OUT/samples/g3/b0000-KEY.npz ...) -> a captioned image
+    folder EVAL_OUT/captioned/g3/ (written once). The captions are the evaluation's own: its results.json
+    names the data, splits, n and seed that chose them, so the data must still be where it was."""
+    import numpy as np
+    from PIL import Image
+
+    from ..evaluation.evaluate import EvalConfig, load_reference
+    from ..images import save_atomic
+
+    eval_dir = folder.parent.parent
+    out = eval_dir / "captioned" / folder.name
+    if out.is_dir():
+        return out
+    batches: dict[int, list[Path]] = {}
+    for p in folder.glob("b*-*.npz"):
+        batches.setdefault(int(p.name[1:5]), []).append(p)
+    if any(len(v) > 1 for v in batches.values()) or sorted(batches) != list(range(len(batches))):
+        raise GlideError(f"{folder} holds samples of several evaluation runs (or a partial one); rate a fresh --out")
+    try:
+        doc = json.loads((eval_dir / "results.json").read_text())["config"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        raise GlideError(f"{eval_dir}/results.json is missing or unreadable: is this a glide eval folder?") from None
+    if doc.get("command") == "coco":
+        raise GlideError("samples of glide eval coco cannot be captioned again here; use glide sample folders")
+    images = np.concatenate([np.load(batches[b][0])["x"] for b in sorted(batches)])
+    cfg = EvalConfig(data=doc["data"], splits=tuple(doc["splits"]), n=doc["n"], seed=doc["seed"])
+    _, captions, _ = load_reference(cfg, images.shape[1])
+    if len(captions) != len(images):
+        raise GlideError(f"{folder}: {len(images)} samples but the evaluation drew {len(captions)} captions")
+    tmp = out.with_name(f".{out.name}.tmp")
+    for k, (im, cap) in enumerate(zip(images, captions)):
+        save_atomic(Image.fromarray(im), tmp / f"{k:05d}.png")
+        (tmp / f"{k:05d}.txt").write_text(cap + "\n", encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
 def read_samples(name: str, folder: str | Path) -> SampleSet:
-    """Images with same-named .txt captions (what `glide sample` writes beside its individual images), or a
-    manifest.jsonl of {"image", "caption"} rows."""
+    """Images with same-named .txt captions (what `glide sample` writes beside its individual images), a
+    manifest.jsonl of {"image", "caption"} rows, or a `glide eval` setting's folder (EVAL_OUT/samples/g3)."""
     root = Path(folder)
     if not root.is_dir():
         raise GlideError(f"sample folder not found: {root}")
+    if any(root.glob("b0000-*.npz")):
+        root = eval_samples_to_folder(root)
     found: dict[str, list[Path]] = {}
     manifest = root / "manifest.jsonl"
     if manifest.is_file():
