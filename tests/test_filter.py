@@ -114,7 +114,7 @@ def test_npz_keeps_its_arrays_and_train_records_the_policy(tmp_path, policy):
         filter_data(str(src), str(policy), str(tmp_path / "out"), progress=False)
 
 
-def test_folder_and_manifest_keep_their_format(tmp_path, policy):
+def test_folder_and_manifest_keep_their_format(tmp_path, policy, capsys):
     folder = tmp_path / "folder"
     (folder / "sub").mkdir(parents=True)
     for k, (cap, group) in enumerate(zip(CAPTIONS, GROUPS)):
@@ -142,8 +142,11 @@ def test_folder_and_manifest_keep_their_format(tmp_path, policy):
     src = open_source(tmp_path / "m-out" / "manifest.jsonl", 32)
     assert np.array_equal(src.load(0)[0], image(min(KEPT)))  # the kept images were copied beside it
 
-    p = run_cli("data", "filter", manifest, "--policy", tmp_path / "missing.toml", "--out", tmp_path / "x")
-    assert p.returncode == 2 and "policy file not found" in p.stderr and not (tmp_path / "x").exists()
+    from glide.cli import main
+
+    assert main(["data", "filter", str(manifest), "--policy", str(tmp_path / "missing.toml"), "--out",
+                 str(tmp_path / "x")]) == 2
+    assert "policy file not found" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_webdataset_shards_are_filtered_shard_by_shard(tmp_path, policy):
@@ -206,3 +209,24 @@ def test_clip_rule_precision_and_recall(tmp_path):
     torch.manual_seed(1)
     save_clip_dir(tmp_path / "clip", NoisedCLIP(cfg).state_dict(), cfg)
     assert load_policy(tmp_path / "p.toml").sha256 != h
+
+
+def test_emoji_style_dataset_folder(tmp_path, policy):
+    """A `glide data emoji` folder: its .npz and its manifest are filtered alike, its README (licenses) kept."""
+    d = tmp_path / "emoji"
+    (d / "images").mkdir(parents=True)
+    np.savez_compressed(d / "emoji_32.npz", images=np.stack([image(k) for k in range(8)]), captions=np.array(CAPTIONS),
+                        group=np.array(GROUPS), split=np.array(["train"] * 8))
+    with open(d / "manifest.jsonl", "w") as f:
+        for k in range(8):
+            Image.fromarray(image(k)).save(d / "images" / f"{k}.png")
+            f.write(json.dumps({"image": f"images/{k}.png", "caption": CAPTIONS[k], "group": GROUPS[k],
+                                "size": 32}) + "\n")
+    (d / "README.md").write_text("# Emoji\nCC-BY 4.0, attribution.\n")
+    s = filter_data(str(d), str(policy), str(tmp_path / "out"), progress=False)
+    assert s["total"] == 8 and s["files"]["emoji_32.npz"] == s["files"]["manifest.jsonl"] == {"seen": 8, "kept": 3}
+    out = tmp_path / "out"
+    assert sorted(p.name for p in (out / "images").iterdir()) == [f"{k}.png" for k in sorted(KEPT)]
+    assert "CC-BY 4.0" in (out / "README.md").read_text() and "filtered" in (out / "README.md").read_text()
+    src = open_source(out, 32)
+    assert sorted(src.caption(i) for i in range(len(src))) == sorted(CAPTIONS[k] for k in KEPT)

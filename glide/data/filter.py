@@ -70,7 +70,7 @@ class RuleStats:
     fn: int = 0
     labelled: int = 0  # items whose metadata has the rule's label field
     scored: list = field(default_factory=list)  # clip rules with labels: (score, is positive), for the P/R curve
-    removed_examples: list = field(default_factory=list)  # (caption, score, thumb)
+    removed_examples: list = field(default_factory=list)  # (score, order seen, caption, thumbnail)
     kept_examples: list = field(default_factory=list)
     seen_removed: int = 0
     seen_kept: int = 0
@@ -94,7 +94,9 @@ class Decider:
         self.stats = {r.name: RuleStats() for r in self.rules}
         self.total = self.removed = 0
         self.rng = random.Random(seed)
-        self.score_cache: dict[tuple[str, bytes], float] = {}  # (rule, pixel digest) -> score
+        # (rule, pixel digest) -> score: set to a dict where the same images come twice (a dataset folder's
+        # .npz and manifest); None otherwise, so a stream of shards does not grow a table of every image.
+        self.score_cache: dict[tuple[str, bytes], float] | None = None
 
     def decide(self, records: list[Record], collect: bool = True) -> list[bool]:
         """Keep (True) or drop each record; with `collect`, count it in the report's statistics."""
@@ -118,8 +120,8 @@ class Decider:
                         px = rec.pixels(judge.size)
                     except BadImage:
                         continue  # an unreadable image cannot be judged safe: dropped, and counted
-                    key = (r.name, hashlib.sha1(px.tobytes()).digest())
-                    if key in self.score_cache:
+                    key = (r.name, hashlib.sha1(px.tobytes()).digest()) if self.score_cache is not None else None
+                    if key is not None and key in self.score_cache:
                         s[i] = self.score_cache[key]
                     else:
                         todo.append((i, key))
@@ -127,7 +129,9 @@ class Decider:
                 if arrays:
                     got = judge(np.stack(arrays))
                     for (i, key), v in zip(todo, got):
-                        s[i] = self.score_cache[key] = float(v)
+                        s[i] = float(v)
+                        if key is not None:
+                            self.score_cache[key] = s[i]
                 scores[r.name] = s
                 fired[r.name] = ~(s <= r.threshold)  # NaN (unreadable) fires
         any_fired = np.zeros(n, bool)
@@ -344,13 +348,16 @@ def filter_dataset_folder(root: Path, out: Path, decider: Decider, background: s
     """A `glide data emoji` folder: each emoji_*.npz and the manifest, decided alike (the CLIP scores are
     cached by pixels, so the same image in two files is judged once), plus its README (licenses)."""
     files: dict[str, dict] = {}
+    decider.score_cache = {}
     npzs = sorted(root.glob("emoji_*.npz"), key=lambda p: p.stat().st_size)
     for k, p in enumerate(npzs):
         files.update(filter_npz(p, out, decider, progress, collect=k == 0))  # the report counts one file
     if (root / "manifest.jsonl").is_file():
         files.update(filter_jsonl(root / "manifest.jsonl", out, decider, background, progress, collect=not npzs))
-    if (root / "README.md").is_file():
-        shutil.copy2(root / "README.md", out / "README.md")
+    if (root / "README.md").is_file():  # the licenses and attribution travel with every copy
+        note = (f"\n## Filtered copy\n\nThis is a copy filtered by `glide data filter` (see filter.json for the "
+                f"policy and its counts); the counts above are of the source, {root}.\n")
+        (out / "README.md").write_text((root / "README.md").read_text(encoding="utf-8") + note, encoding="utf-8")
     return {"format": "dataset folder", "files": files, "counted": npzs[0].name if npzs else "manifest.jsonl"}
 
 
