@@ -48,7 +48,7 @@ def plot(summary: dict, path: str | Path) -> Path:
     w, left, right, row_h, top = 640, 230, 30, 34, 40
     im = Image.new("RGB", (w, top + row_h * max(len(rows), 1) + 40), "white")
     d = ImageDraw.Draw(im)
-    d.text((10, 10), "win rate of A over B (95% Wilson interval); dashed: 0.5", fill="black")
+    d.text((10, 10), "win rate of A over B, with its 95% Wilson interval; the dark line marks 0.5", fill="black")
     x = lambda v: left + v * (w - left - right)  # noqa: E731
     bottom = top + row_h * max(len(rows), 1)
     for v in (0, 0.25, 0.5, 0.75, 1):
