@@ -230,3 +230,25 @@ def test_emoji_style_dataset_folder(tmp_path, policy):
     assert "CC-BY 4.0" in (out / "README.md").read_text() and "filtered" in (out / "README.md").read_text()
     src = open_source(out, 32)
     assert sorted(src.caption(i) for i in range(len(src))) == sorted(CAPTIONS[k] for k in KEPT)
+
+
+def test_emoji_groups_come_from_emojibase(tmp_path, monkeypatch):
+    """The emoji data stores no CLDR group: metadata rules on group/subgroup look it up by hexcode (skin-tone
+    variants included) in the cached emojibase package."""
+    from glide.data import emoji
+    from glide.data.policy import metadata_value
+
+    root = tmp_path / "emojibase-data-17.0.0"
+    (root / "en").mkdir(parents=True)
+    (root / "meta").mkdir()
+    (root / "meta" / "groups.json").write_text(json.dumps(
+        {"groups": {"1": "people-body", "4": "food-drink"}, "subgroups": {"16": "hand-fingers-open", "42": "food-fruit"}}))
+    (root / "en" / "data.json").write_text(json.dumps([
+        {"hexcode": "1F44B", "group": 1, "subgroup": 16, "skins": [{"hexcode": "1F44B-1F3FB"}]},
+        {"hexcode": "1F34E", "group": 4, "subgroup": 42}]))
+    monkeypatch.setattr(emoji, "_CLDR", {})
+    monkeypatch.setattr(emoji, "default_work_dir", lambda: tmp_path)
+    assert metadata_value({"hexcode": "1F44B-1F3FB", "emoji": "1F44B"}, "group") == "people-body"
+    assert metadata_value({"hexcode": "1f34e"}, "subgroup") == "food-fruit"
+    assert metadata_value({"hexcode": "FFFF"}, "group") is None
+    assert metadata_value({"group": "stored"}, "group") == "stored"  # a stored value wins
