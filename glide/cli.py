@@ -253,6 +253,9 @@ def cmd_sample(args) -> int:
     # Several prompts: one row each.
     _save(images, out, not args.no_individual, cols=args.num_images if len(args.prompt) > 1 else None,
           metas=metas, grid_meta=grid_meta)
+    if len(images) > 1 and not args.no_individual:  # each image's caption beside it: a sample folder for glide rate
+        for k, p in enumerate(_out_paths(out, len(images))):
+            _write_text(p.with_suffix(".txt"), args.prompt[k // args.num_images] + "\n")
     return 0
 
 
@@ -837,6 +840,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     emoji.add_arguments(em)
     em.set_defaults(func=emoji.run)
+    from .data import filter as data_filter
+
+    fi = dsub.add_parser("filter", help="drop the images a policy names (caption, metadata and CLIP rules)")
+    data_filter.add_arguments(fi)
+    fi.set_defaults(func=data_filter.run)
 
     e = sub.add_parser("export", help="turn a training run's checkpoint into a model folder")
     e.add_argument("run_dir", help="the run folder (glide train --out)")
@@ -857,6 +865,11 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_options(sw, "sweep")
     co = evsub.add_parser("coco", help="the MS-COCO protocol: random val2014 captions against their images")
     _eval_options(co, "coco")
+
+    from .rate import report as rate
+
+    rate.add_arguments(sub.add_parser("rate", help="blind pairwise human evaluation: serve a voting page, report "
+                                                   "win rates and Elo"))
 
     w = sub.add_parser("serve", help="start the local web page (needs the web extra: pip install -e '.[web]')")
     w.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")

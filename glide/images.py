@@ -6,9 +6,9 @@ import math
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageColor
 
 
@@ -36,8 +36,14 @@ def fit_square(im: Image.Image, size: int, resample=Image.BICUBIC) -> Image.Imag
     return im.crop(fit_box(*im.size)).resize((size, size), resample)
 
 
+if TYPE_CHECKING:
+    import torch
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3], rounded as the official notebooks do."""
+    import torch  # here, not at the top: the data tools and `glide --help` use this module without torch
+
     return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
 
 
@@ -55,6 +61,8 @@ def from_pil(images: list[Image.Image] | Image.Image, size: int | None = None) -
         if size is not None and im.size != (size, size):
             im = im.resize((size, size), Image.BICUBIC)
         arrays.append(np.asarray(im, dtype=np.float32))
+    import torch
+
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1
 
 

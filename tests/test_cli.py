@@ -31,6 +31,7 @@ def test_sample_grid_is_deterministic(converted, tmp_path):
     for i in range(3):
         im = np.asarray(Image.open(tmp_path / f"a_{i:03d}.png"))
         assert im.shape == (32, 32, 3) and im.std() > 1  # not blank
+        assert (tmp_path / f"a_{i:03d}.txt").read_text() == "a red apple\n"  # a sample folder for glide rate
     other = tmp_path / "c.png"
     run_cli(*args[:-3], "--seed", "8", "-q", "--out", other, check=True)
     assert not np.array_equal(a, np.asarray(Image.open(other)))

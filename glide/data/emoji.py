@@ -205,6 +205,27 @@ def load_emojibase(root: Path, skin_tones: bool = True) -> list[dict]:
     return out
 
 
+_CLDR: dict[str, tuple[str, str]] = {}
+
+
+def cldr_groups(work_dir: str | os.PathLike | None = None) -> dict[str, tuple[str, str]]:
+    """hexcode (upper case; skin-tone variants too) -> (CLDR group, subgroup), e.g. ('people-body', 'person').
+
+    Built datasets do not store the groups; this reads them from the cached emojibase package (fetched
+    with npm on first use), for filtering by group (glide data filter).
+    """
+    if not _CLDR:
+        root = fetch_npm(*NPM_PACKAGES["emojibase"], Path(work_dir).expanduser() if work_dir else default_work_dir())
+        meta = json.loads((root / "meta" / "groups.json").read_text(encoding="utf-8"))
+        for e in json.loads((root / "en" / "data.json").read_text(encoding="utf-8")):
+            if e.get("group") is None:
+                continue
+            names = (meta["groups"][str(e["group"])], meta["subgroups"].get(str(e.get("subgroup")), ""))
+            for h in [e["hexcode"], *(s["hexcode"] for s in e.get("skins", []))]:
+                _CLDR[h.upper()] = names
+    return _CLDR
+
+
 def twemoji_names(hexcode: str) -> list[str]:
     """Twemoji file stems to try: lowercase, no leading zeros, FE0F kept or dropped ('00A9' -> 'a9')."""
     cps = [format(int(c, 16), "x") for c in hexcode.split("-")]

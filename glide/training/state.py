@@ -143,11 +143,32 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, raw: bool = F
     state = json.loads((ckpt / "state.json").read_text())
     which = "model" if raw or not (ckpt / "ema.safetensors").is_file() else "ema"
     sd = load_file(str(ckpt / f"{which}.safetensors"))
-    meta = {"source": {"run": str(run_dir), "step": state["step"], "weights": which}}
+    data = {"path": state.get("train_config", {}).get("data", ""), "filter": state.get("data_filter")}
+    meta = {"source": {"run": str(run_dir), "step": state["step"], "weights": which}, "data": data}
     if state.get("kind") == "clip":
         from ..clip.io import save_clip_dir
 
-        return save_clip_dir(out, sd, state["model_config"], meta=meta, dtype=dtype, force=force)
-    cfg = ModelConfig.from_dict(state["model_config"])
-    return save_model_dir(out, sd, cfg, preset=state.get("preset"), meta=meta, dtype=dtype, max_shard_mb=max_shard_mb,
-                          force=force)
+        folder = save_clip_dir(out, sd, state["model_config"], meta=meta, dtype=dtype, force=force)
+    else:
+        cfg = ModelConfig.from_dict(state["model_config"])
+        folder = save_model_dir(out, sd, cfg, preset=state.get("preset"), meta=meta, dtype=dtype,
+                                max_shard_mb=max_shard_mb, force=force)
+    write_model_card(folder, state, data, which)
+    return folder
+
+
+def write_model_card(folder: Path, state: dict[str, Any], data: dict[str, Any], weights: str) -> None:
+    """README.md beside the weights: what was trained, on what data, and the data filter policy (if any)."""
+    f = data.get("filter")
+    filt = (f"filtered by `glide data filter` with policy `{f['policy']}` (sha256 `{f['policy_sha256']}`): "
+            f"{f['kept']} items kept, {f['removed']} removed from `{f['source']}`" if f else
+            "not filtered (no `glide data filter` record found with the training data)")
+    text = "\n".join([
+        f"# Model card: {Path(folder).name}", "",
+        f"- kind: {state.get('kind')}; preset: {state.get('preset') or 'custom (fine-tuned)'}",
+        f"- trained for {state['step']} steps ({weights} weights), run `{state.get('train_config', {}).get('out', '')}`",
+        f"- training data: `{data['path']}`",
+        f"- data filter: {filt}", ""])
+    tmp = Path(folder) / ".README.md.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, Path(folder) / "README.md")

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..config import ModelConfig
 from ..data.datasets import CaptionFilter, open_source
+from ..data.filter import data_filter_record
 from ..data.loader import BatchStream, Position
 from ..errors import GlideError
 from . import state as ckpt_io
@@ -126,6 +127,11 @@ class Trainer:
             if self.dist.rank == 0:
                 tqdm.write(f"caption_filter {cfg.caption_filter!r}: training on {len(source)} image(s)")
         self.source = source
+        # What `glide data filter` did to this data (policy and its hash), for the run and the model card.
+        self.data_filter = data_filter_record(cfg.data)
+        if self.data_filter and self.dist.rank == 0:
+            tqdm.write(f"data filtered by policy {self.data_filter['policy']!r} "
+                       f"(sha256 {self.data_filter['policy_sha256'][:16]}...)")
         if cfg.batch_size % self.dist.world:
             raise GlideError(f"batch size {cfg.batch_size} does not split over {self.dist.world} processes")
         self.local_batch = cfg.batch_size // self.dist.world
@@ -261,6 +267,7 @@ class Trainer:
                 "step": self.step, "kind": "clip" if isinstance(self.task, ClipTask) else self.model_cfg.kind, "preset": cfg.preset if not cfg.init_from else None,
                 "model_config": self.task.config_dict(), "train_config": cfg.to_dict(), "world": self.dist.world,
                 "lr": self.lr_at(self.step), "skipped_images": self.stream.pos.skipped,
+                "data_filter": self.data_filter,
             }
             ckpt_io.finish_checkpoint(tmp, self.step, state, cfg.keep_checkpoints)
         self.dist.barrier()
@@ -288,7 +295,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.dist.rank == 0:
             (self.run_dir / "config.json").write_text(json.dumps(
-                {"train": cfg.to_dict(), "model": self.task.config_dict()}, indent=1))
+                {"train": cfg.to_dict(), "model": self.task.config_dict(), "data_filter": self.data_filter}, indent=1))
         if self.resume and self.dist.rank == 0:
             _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
         metrics = open(self.run_dir / "metrics.jsonl", "a") if self.dist.rank == 0 else None

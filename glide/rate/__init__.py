@@ -1,0 +1,1 @@
+"""Blind pairwise human evaluation (`glide rate serve`, `glide rate report`)."""
