@@ -612,7 +612,7 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
         shown = d.get(dest)
         if isinstance(shown, tuple):
             shown = ",".join(f"{v:g}" for v in shown) or "none"
-        if shown not in (None, False) and "default" not in help:
+        if shown is not None and shown is not False and "default" not in help:
             help = f"{help} (default: {shown})"
         # A subcommand sets only what it was given: argparse copies every attribute of the subcommand's
         # namespace over the parent's, so a default there would silently undo `glide eval -n 5 sweep`.
@@ -659,8 +659,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
-        if (not action.option_strings or "default" in text or default in (None, False, argparse.SUPPRESS)
-                or isinstance(action, argparse._VersionAction)):
+        if (not action.option_strings or "default" in text or default is None or default is False
+                or default == argparse.SUPPRESS or isinstance(action, argparse._VersionAction)):
             return text
         if isinstance(default, (tuple, list)):
             default = ",".join(str(v) for v in default)

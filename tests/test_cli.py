@@ -208,3 +208,31 @@ def test_eval_options_work_on_either_side_of_the_subcommand():
     args = parsed("eval", "-n", "7")
     assert (args.n, args.steps, args.eval_command) == (7, "20", None)
     assert parsed("eval", "-n", "7", "sweep", "-n", "9").n == 9  # the nearer one wins
+
+
+def test_help_and_version_need_no_torch_and_show_defaults():
+    import subprocess
+    import sys
+
+    code = ("import sys, glide.cli as c; p = c.build_parser(); p.format_help(); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(c.__version__)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    from glide import __version__
+    from glide.cli import build_parser
+
+    assert p.stdout.strip() == __version__
+    # every option of every command has a help text, and a value default is shown in it
+    stack = [build_parser()]
+    while stack:
+        parser = stack.pop()
+        parser.format_help()
+        for action in parser._actions:
+            if action.choices and hasattr(action, "_name_parser_map"):
+                stack += list(action._name_parser_map.values())
+            elif action.option_strings and action.dest != "help":
+                assert action.help, (parser.prog, action.option_strings)
+    sample = next(a for a in build_parser()._actions if hasattr(a, "_name_parser_map"))._name_parser_map["sample"]
+    help_text = " ".join(sample.format_help().split())
+    for shown in ("(default: 3.0)", "(default: 4)", "(default: 0.0)", "(default: samples.png)", "(default: 8)"):
+        assert shown in help_text, shown
