@@ -475,7 +475,7 @@ def cmd_eval(args) -> int:
                                       format_table, model_key)
     from .pipeline import Pipeline, default_model, resolve_model
 
-    cfg = EvalConfig(data=getattr(args, "data", ""), splits=tuple(getattr(args, "splits", "").split(",")), n=args.n,
+    cfg = EvalConfig(data=args.data or "", splits=tuple((args.splits or "").split(",")), n=args.n,
                      guidance_scales=args.guidance_scales, clip_scales=args.clip_scales,
                      clip_cfg_scale=args.clip_cfg_scale, steps=args.steps, sampler=args.sampler, seed=args.seed,
                      batch_size=args.batch_size, is_splits=10 if mode == "coco" and args.n >= 10_000 else 1)
@@ -600,6 +600,8 @@ def _apply_eval_defaults(args, mode: str) -> None:
     for key, value in _eval_defaults(mode).items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    if mode == "coco":  # the parent parser's options that coco has no use for
+        args.data = args.splits = None
 
 
 def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
