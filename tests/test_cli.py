@@ -123,7 +123,7 @@ def test_seed_gives_the_same_images_at_any_batch_size_and_count(converted, tmp_p
     used for the initial noise and for every noisy step of the stochastic samplers."""
     for sampler in ("dpm++2m-sde", "ddpm"):
         runs = {}
-        for n, batch in ((4, 4), (4, 1), (3, 2), (2, 3)):
+        for n, batch in ((4, 4), (4, 1), (2, 3)):
             out = tmp_path / f"{sampler}-{n}-{batch}.png"
             assert _in_process("sample", "a red apple", "--model", converted, "-n", n, "--batch-size", batch,
                                "--steps", 3, "--sampler", sampler, "--seed", 11, "-q", "--out", out) == 0
