@@ -187,7 +187,9 @@ def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path
     again = tmp_path / "again.png"
     cmd = shlex.split(meta["command"])[2:]
     assert _in_process("sample", *cmd, "-q", "--out", again) == 0
-    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(tmp_path / "s_001.png")))
+    # (a batch of 1 instead of 2: the same noise, but batched arithmetic may round a pixel or two by one level)
+    remade = np.asarray(Image.open(again)).astype(int)
+    assert np.abs(remade - np.asarray(Image.open(tmp_path / "s_001.png"))).max() <= 1
 
 
 def test_eval_options_work_on_either_side_of_the_subcommand():
