@@ -1,6 +1,7 @@
 """End-to-end: a tiny random checkpoint in the official format, converted, then sampled from the CLI."""
 
 import json
+import re
 import shlex
 
 import numpy as np
@@ -168,9 +169,9 @@ def test_pipeline_takes_a_generator_per_image(converted):
 def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path, capsys):
     out = tmp_path / "s.png"
     assert _in_process("sample", "a red apple", "--model", converted, "-n", 2, "--steps", 3, "-q", "--out", out) == 0
-    picked = capsys.readouterr().out
-    assert "picked at random" in picked
-    seed = int(picked.split()[1])
+    picked = re.search(r"seed (\d+) \(picked at random", capsys.readouterr().out)
+    assert picked, "the CLI prints the seed it picked"
+    seed = int(picked.group(1))
     from PIL import PngImagePlugin
 
     with Image.open(tmp_path / "s_001.png") as im:
