@@ -1,14 +1,25 @@
-"""CPU sampling time with the bundled models: 4 images at 64 px with the default sampler (DPM++ 2M, 20 steps,
-guidance 3), and the 64 -> 256 cascade (upsampler: fast27 DDIM). Each is timed with NCHW (PyTorch's default) and
-NHWC (channels_last, what Pipeline uses on CPU) weights in the same process, and the ratio is printed.
+"""CPU sampling with the bundled models, one row per speed lever, all in one process against the previous
+defaults: 4 images of one prompt at 64 px (the README's main command; DPM-Solver++(2M) SDE, guidance 3: two model
+rows per image and step) and the 64 -> 256 cascade (the upsampler: fast27 DDIM).
 
-    python bench/cpu_sample.py [--repeats 2] [--skip-cascade]
+    python bench/cpu_sample.py [--repeats 2] [--steps 20] [--fast-steps 15] [--skip-cascade] [--skip-compile]
+                               [--psnr] [--json docs/results/cpu_sample_levers.jsonl]
+
+Levers, each alone against the baseline (fp32, NHWC, 20 steps, glibc's default malloc), then all adopted ones
+together: NCHW instead of NHWC (channels_last), bf16 autocast, torch.compile (inductor's C++ backend; its cache
+persists in the inductor cache folder, so the first-call time shown is a warm start when the cache was filled
+before), fewer steps, and the allocator setting (glide.runtime.keep_freed_memory). The allocator setting cannot be
+undone in a process, so its rows come last. Start-up levers (lazy imports, skipping the weight init of a model that
+is about to be loaded) only show in whole commands: docs/benchmarks.md times those with /usr/bin/time.
+
+`--psnr` also samples the same noise in fp32 and in bf16 with every sampler and prints the PSNR between them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import time
@@ -16,41 +27,98 @@ import time
 import torch
 
 from glide.pipeline import Pipeline, default_model, load_model
+from glide.runtime import keep_freed_memory
 
 PROMPT = "red apple, twemoji style"
 
 
-def timed(fn, repeats: int) -> float:
+def timed(fn, repeats: int) -> tuple[float, float]:
+    """(first call, best of the next `repeats`) in seconds."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t0)
-    return best
+    return first, best
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB between two image batches in [-1, 1], after 8-bit quantisation as a saved PNG would have."""
+    q = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round()
+    mse = float(((q(a) - q(b)) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=20, help="the baseline's steps")
+    ap.add_argument("--fast-steps", type=int, default=15, help="the 'fewer steps' lever")
     ap.add_argument("--skip-cascade", action="store_true")
+    ap.add_argument("--skip-compile", action="store_true")
+    ap.add_argument("--psnr", action="store_true")
+    ap.add_argument("--json", help="append the rows to this JSON-lines file")
     args = ap.parse_args()
+
     base, _ = load_model(default_model("base"))
     up, _ = load_model(default_model("upsampler"))
-    pipe = Pipeline(base, "cpu", upsampler=up)  # channels_last on CPU
     machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "cores": os.cpu_count(), "torch": torch.__version__}
-    cases = [("64px x4", dict(upsample=False))] + ([] if args.skip_cascade else [("256px cascade x4", dict(upsample=True))])
-    for name, kw in cases:
-        times = {}
-        for fmt in (torch.contiguous_format, torch.channels_last):
-            pipe.model.to(memory_format=fmt)
-            pipe.upsampler.to(memory_format=fmt)
-            times[str(fmt).split(".")[-1]] = timed(
-                lambda: pipe(PROMPT, 4, guidance_scale=3.0, steps=20, sampler="dpm++2m", seed=0, progress=False, **kw),
-                args.repeats)
-        print(json.dumps({"case": name, "seconds": {k: round(v, 2) for k, v in times.items()},
-                          "speedup_channels_last": round(times["contiguous_format"] / times["channels_last"], 3),
-                          **machine}))
+    rows: list[dict] = []
+
+    def run(case: str, lever: str, *, dtype="fp32", fmt=torch.channels_last, steps=args.steps, compile=False,
+            upsample=False) -> dict:
+        pipe = Pipeline(base, "cpu", dtype, upsampler=up, compile=compile)
+        pipe.model.to(memory_format=fmt)
+        pipe.upsampler.to(memory_format=fmt)
+        first, best = timed(lambda: pipe(PROMPT, 4, guidance_scale=3.0, steps=steps, sampler="dpm++2m-sde", seed=0,
+                                         upsample=upsample, progress=False), args.repeats)
+        row = {"case": case, "lever": lever, "seconds": round(best, 2), "first_call_seconds": round(first, 2)}
+        ref = next((r for r in rows if r["case"] == case and r["lever"] == "baseline"), row)
+        row["speedup"] = round(ref["seconds"] / row["seconds"], 2)
+        rows.append(row)
+        print(json.dumps({**row, **machine}), flush=True)
+        return row
+
+    cases = [("64px x4", False)] + ([] if args.skip_cascade else [("256px cascade x4", True)])
+    for case, upsample in cases:
+        run(case, "baseline", upsample=upsample)
+        run(case, "NCHW instead of channels_last", fmt=torch.contiguous_format, upsample=upsample)
+        run(case, "bf16", dtype="bf16", upsample=upsample)
+        if not args.skip_compile:
+            run(case, "torch.compile", compile=True, upsample=upsample)
+        run(case, f"{args.fast_steps} steps", steps=args.fast_steps, upsample=upsample)
+    keep_freed_memory()
+    for case, upsample in cases:
+        run(case, "keep freed memory (malloc)", upsample=upsample)
+        run(case, "bf16 + malloc", dtype="bf16", upsample=upsample)
+        run(case, f"bf16 + malloc + {args.fast_steps} steps", dtype="bf16", steps=args.fast_steps, upsample=upsample)
+    if args.json:
+        with open(args.json, "a") as f:
+            for r in rows:
+                f.write(json.dumps({**r, **machine}) + "\n")
+    print(f"\n| case | lever | seconds | speedup | first call |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['lever']} | {r['seconds']:.1f} | {r['speedup']:.2f}x | {r['first_call_seconds']:.1f} |")
+
+    if args.psnr:
+        from glide.samplers import SAMPLERS
+
+        for sampler in SAMPLERS:
+            outs = {}
+            for dtype in ("fp32", "bf16"):
+                pipe = Pipeline(base, "cpu", dtype)
+                outs[dtype] = pipe.sample([PROMPT] * 4, guidance_scale=3.0, steps=args.steps, sampler=sampler,
+                                          generator=torch.Generator().manual_seed(0))
+            line = {"psnr_bf16_vs_fp32_db": round(psnr(outs["fp32"], outs["bf16"]), 1), "sampler": sampler,
+                    "steps": args.steps, "images": 4}
+            print(json.dumps(line), flush=True)
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps({**line, **machine}) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@ counts, next to the official notebooks' 100-step ancestral DDPM, at one guidance
 
     python bench/quality_vs_steps.py --n 32 --out evalruns/steps
     python bench/quality_vs_steps.py --n 32 --series dpm++2m:10,25 ddpm:25 --out evalruns/steps
+    python bench/quality_vs_steps.py --n 128 --series dpm++2m-sde:12,15,20@bf16 --reference dpm++2m-sde:20@fp32
+
+A series or reference may end in @fp32 or @bf16 (the precision it samples in; default fp32); bf16 settings are
+stored under names ending in -bf16.
 
 Samples are cached per batch under OUT (an interrupted run resumes; rows already sampled cost nothing). Writes
 OUT/results.jsonl, OUT/table.md and OUT/quality_vs_steps.png (FD in CLIP space and CLIP score against steps, log
@@ -30,6 +34,10 @@ DEFAULT_SERIES = ("dpm++2m:10,15,25,50", "dpm++2m-sde:10,15,25", "ddpm:10,15,25,
 COLOURS = {"dpm++2m": (40, 90, 200), "dpm++2m-sde": (30, 150, 60), "ddpm": (200, 60, 60), "ddim": (130, 60, 170)}
 
 
+def _label(row: dict) -> str:
+    return row["sampler"] + ("" if row.get("dtype", "fp32") == "fp32" else f" {row['dtype']}")
+
+
 def plot(rows: list[dict], reference: dict, path: Path) -> None:
     """Two panels, FD (lower is better) and CLIP score (higher is better) against steps, one line per sampler;
     the reference (DDPM-100) is a dashed line. Drawn with Pillow to keep the benchmark free of plotting libraries."""
@@ -38,7 +46,7 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     d = ImageDraw.Draw(sheet)
     steps = [r["steps"] for r in rows] + [reference["steps"]]
     lo, hi = math.log(min(steps)), math.log(max(steps))
-    series = list(dict.fromkeys(r["sampler"] for r in rows))
+    series = list(dict.fromkeys(_label(r) for r in rows))
     for panel, (key, title) in enumerate((("fd_clip", "FD (CLIP space), lower is better"),
                                           ("clip_score", "CLIP score, higher is better"))):
         x0 = panel * w
@@ -65,10 +73,12 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
         _, yref = px(math.exp(lo), reference[key])
         for xs in range(x0 + pad, x0 + w - pad, 10):
             d.line([xs, yref, xs + 5, yref], fill=(120, 120, 120), width=2)
-        d.text((x0 + pad + 4, yref - 14), f"{reference['sampler']} {reference['steps']}", fill=(120, 120, 120))
+        d.text((x0 + pad + 4, yref - 14), f"{_label(reference)} {reference['steps']}", fill=(120, 120, 120))
         for k, name in enumerate(series):
-            colour = COLOURS.get(name, (0, 0, 0))
-            pts = [px(r["steps"], r[key]) for r in rows if r["sampler"] == name]
+            colour = COLOURS.get(name.split()[0], (0, 0, 0))
+            pts = [px(r["steps"], r[key]) for r in rows if _label(r) == name]
+            if name.endswith("bf16"):
+                colour = tuple(int(c * 0.6 + 255 * 0.4) for c in colour)
             if len(pts) > 1:
                 d.line(pts, fill=colour, width=2)
             for x, y in pts:
@@ -77,16 +87,21 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     sheet.save(path)
 
 
-def parse_series(specs: list[str]) -> list[tuple[str, int]]:
-    """["dpm++2m:10,15", "ddpm:25"] -> [("dpm++2m", 10), ("dpm++2m", 15), ("ddpm", 25)]"""
+def parse_series(specs: list[str]) -> list[tuple[str, int, str]]:
+    """["dpm++2m:10,15", "ddpm:25@bf16"] -> [("dpm++2m", 10, "fp32"), ("dpm++2m", 15, "fp32"), ("ddpm", 25, "bf16")]"""
     out = []
     for spec in specs:
+        spec, _, dtype = spec.partition("@")
         sampler, _, steps = spec.partition(":")
-        if sampler not in SAMPLERS or not steps:
-            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...] with a sampler in {', '.join(SAMPLERS)}; "
-                             f"got {spec!r}")
-        out += [(sampler, int(s)) for s in steps.split(",")]
+        if sampler not in SAMPLERS or not steps or dtype not in ("", "fp32", "bf16"):
+            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...][@fp32|@bf16] with a sampler in "
+                             f"{', '.join(SAMPLERS)}; got {spec!r}")
+        out += [(sampler, int(s), dtype or "fp32") for s in steps.split(",")]
     return out
+
+
+def setting_name(sampler: str, steps: int, dtype: str) -> str:
+    return f"{sampler}-{steps}" + ("" if dtype == "fp32" else f"-{dtype}")
 
 
 def main() -> None:
@@ -97,36 +112,41 @@ def main() -> None:
     ap.add_argument("--guidance-scale", type=float, default=3.0)
     ap.add_argument("--series", nargs="+", default=list(DEFAULT_SERIES), metavar="SAMPLER:STEPS",
                     help="samplers and their step counts (default: %(default)s)")
-    ap.add_argument("--reference-steps", type=int, default=100, help="ancestral DDPM steps of the reference")
+    ap.add_argument("--reference", default="ddpm:100", metavar="SAMPLER:STEPS[@DTYPE]",
+                    help="the setting the others are drawn against (default: %(default)s, the official notebooks')")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--out", default="evalruns/steps")
     args = ap.parse_args()
 
     model = args.model or default_model("base")
-    pipe = Pipeline.from_pretrained(model)
-    pipe.model_key = model_key(resolve_model(model))
+    base = Pipeline.from_pretrained(model)
+    pipes = {}
+    for dtype in ("fp32", "bf16"):  # one model, two precisions: the weights stay fp32, bf16 runs under autocast
+        pipes[dtype] = Pipeline(base.model, base.device, dtype)
+        pipes[dtype].model_key = model_key(resolve_model(model)) + ("" if dtype == "fp32" else f"|{dtype}")
     clip_dir = default_model("clip")
-    scorer = Scorer(load_clip(clip_dir, pipe.device), None, "", model_key(clip_dir), default_cache_dir())
+    scorer = Scorer(load_clip(clip_dir, base.device), None, "", model_key(clip_dir), default_cache_dir())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = parse_series(args.series)
-    settings = [s for s in settings if s != ("ddpm", args.reference_steps)] + [("ddpm", args.reference_steps)]
+    reference = parse_series([args.reference])[0]
+    settings = [s for s in parse_series(args.series) if s != reference] + [reference]
     rows = []
-    for sampler, steps in settings:
+    for sampler, steps, dtype in settings:
         cfg = EvalConfig(data=args.data, n=args.n, guidance_scales=(args.guidance_scale,), steps=str(steps),
                          sampler=sampler, batch_size=args.batch_size)
         t0 = time.perf_counter()
-        row = evaluate(pipe, scorer, cfg, out / f"{sampler}-{steps}")[1]
-        row = {"sampler": sampler, "steps": steps, **row, "seconds": round(time.perf_counter() - t0, 1)}
+        row = evaluate(pipes[dtype], scorer, cfg, out / setting_name(sampler, steps, dtype))[1]
+        row = {"sampler": sampler, "steps": steps, "dtype": dtype, **row,
+               "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(json.dumps(row))
     with open(out / "results.jsonl", "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-    lines = ["| sampler | steps | FD (CLIP) | CLIP score | precision | recall | sampling seconds |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| sampler | steps | precision | FD (CLIP) | CLIP score | precision | recall | sampling seconds |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['sampler']} | {r['steps']} | {r['fd_clip']:.3f} | {r['clip_score']:.2f} | "
+        lines.append(f"| {r['sampler']} | {r['steps']} | {r['dtype']} | {r['fd_clip']:.3f} | {r['clip_score']:.2f} | "
                      f"{r['precision']:.3f} | {r['recall']:.3f} | {r['sample_seconds']:.0f} |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

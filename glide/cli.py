@@ -294,6 +294,36 @@ def cmd_inpaint(args) -> int:
     return 0
 
 
+def cmd_sdedit(args) -> int:
+    from .editing import check_image_file
+
+    guided = bool(args.clip_guidance_scale)
+    args.sampler, args.steps = defaults.sampler_and_steps(guided, args.sampler, args.steps)
+    args.steps = str(args.steps)
+    if guided and args.sampler not in ("ddpm", "ddim"):
+        raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {args.sampler}")
+    if not 0 <= args.strength <= 1:
+        raise GlideError(f"--strength must be between 0 and 1, got {args.strength:g}")
+    out = _common_checks(args, [args.prompt])
+    check_image_file(args.image, "image")
+    if args.mask:
+        check_image_file(args.mask, "mask")
+    seed = _pick_seed(args.seed)
+    pipe = _pipeline(args, need_upsampler=args.upsample)
+    images = pipe.sdedit(args.image, args.prompt, args.strength, mask=args.mask, num_images=args.num_images,
+                         guidance_scale=args.guidance_scale, steps=args.steps, sampler=args.sampler, eta=args.eta,
+                         seed=seed, batch_size=args.batch_size, clip_guidance_scale=args.clip_guidance_scale,
+                         upsample=args.upsample, progress=not args.quiet)
+    common = dict(image=str(args.image), mask=str(args.mask) if args.mask else None, strength=args.strength,
+                  model=_model_name(args.model, "base"), sampler=args.sampler, steps=args.steps,
+                  guidance_scale=args.guidance_scale, clip_guidance_scale=args.clip_guidance_scale, eta=args.eta,
+                  upsample=args.upsample)
+    metas = [{"prompt": args.prompt, "seed": (seed + k) % 2**64, **common} for k in range(args.num_images)]
+    _save(images, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
+          grid_meta={"prompt": args.prompt, "seed": seed, "seeds": f"image k: seed {seed} + k", **common})
+    return 0
+
+
 def cmd_upsample(args) -> int:
     from .editing import check_image_file
 
@@ -380,7 +410,7 @@ def _common(s, batch_default: int = defaults.BATCH_SIZE) -> None:
     s.add_argument("--batch-size", type=_positive_int, default=batch_default, help="images per forward batch")
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
     s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None,
-                   help="default: fp32 on CPU, bf16 on CUDA")
+                   help="default: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else fp32")
     s.add_argument("--no-individual", action="store_true", help="save only the grid")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -743,6 +773,30 @@ def build_parser() -> argparse.ArgumentParser:
     _common(i)
     i.set_defaults(func=cmd_inpaint)
 
+    e = sub.add_parser("sdedit", help="turn a rough image or sketch into one that follows a prompt (SDEdit)")
+    e.add_argument("image", help="the image or sketch to start from")
+    e.add_argument("prompt", help="what the result should show")
+    e.add_argument("--strength", type=_finite, default=0.5,
+                   help="how far to move from the image: 0 keeps it, 1 ignores it (noise it to strength x the steps)")
+    e.add_argument("--mask", help="optional mask image: WHITE = may change, black = kept exactly")
+    e.add_argument("--model", default=None, help="base model folder (default: the bundled one)")
+    e.add_argument("-n", "--num-images", type=_positive_int, default=1, help="edits to make")
+    e.add_argument("--guidance-scale", type=_finite, default=defaults.GUIDANCE, help="classifier-free guidance scale")
+    e.add_argument("--steps", type=_steps, default=None,
+                   help=f"steps of the whole schedule, of which the edit runs the last strength x steps "
+                        f"(default {defaults.STEPS}; {defaults.CLIP_STEPS} with CLIP guidance)")
+    e.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
+                   help=f"sampler (default {defaults.SAMPLER}; {defaults.CLIP_SAMPLER} with CLIP guidance)")
+    e.add_argument("--eta", type=_unit, default=0.0, help="DDIM noise, 0 to 1 (0 = deterministic)")
+    e.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
+    e.add_argument("--clip-guidance-scale", type=_non_negative, default=0.0, help="CLIP guidance scale (0 = off)")
+    e.add_argument("--upsample", action="store_true", help="run the 64 -> 256 upsampler on the results")
+    e.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
+    e.add_argument("--no-consistency", action="store_true", help=_NO_CONSISTENCY)
+    e.add_argument("--out", default="sdedit.png", help="output image (a grid with -n > 1)")
+    _common(e)
+    e.set_defaults(func=cmd_sdedit)
+
     u = sub.add_parser("upsample", help="64 -> 256 text-conditional upsampling")
     u.add_argument("images", nargs="+", metavar="IMAGE", help="64 px image(s)")
     u.add_argument("prompt", help="their caption")
@@ -843,6 +897,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .runtime import keep_freed_memory
+
+    keep_freed_memory()  # every sampling or training step frees and reallocates the same activations
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:

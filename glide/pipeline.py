@@ -23,8 +23,7 @@ from .models import GLIDE, TextEmbedding
 from .samplers import Generator, get_sampler, randn
 from .text import get_tokenizer
 
-DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-          "fp16": torch.float16, "float16": torch.float16}
+from .runtime import DTYPES, default_device, default_dtype
 
 
 def resolve_model(spec: str | os.PathLike) -> Path:
@@ -87,10 +86,6 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def parse_steps(steps: int | str) -> str:
     """Steps as a respacing spec: 100 -> "100"; "fast27", "ddim25" and section lists pass through."""
     if isinstance(steps, int) or (isinstance(steps, str) and steps.strip().lstrip("-").isdigit()):
@@ -134,8 +129,7 @@ class Pipeline:
             if dtype not in DTYPES:
                 raise GlideError(f"unknown dtype {dtype!r}; choose fp32, bf16 or fp16")
             dtype = DTYPES[dtype]
-        # fp32 on CPU; mixed precision (autocast) on CUDA unless asked otherwise.
-        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.dtype = dtype or default_dtype(self.device)
         self._diffusions: dict[tuple, Diffusion] = {}
 
     @classmethod
@@ -177,13 +171,16 @@ class Pipeline:
 
     @torch.no_grad()
     def encode(self, prompts: Sequence[str], model: GLIDE | None = None) -> TextEmbedding | None:
+        """The text conditioning for each prompt; each distinct prompt goes through the encoder once."""
         model = model or self.model
         if model.cfg.text is None:
             return None
-        tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(list(prompts), model.cfg.text.context)
+        unique = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
+        tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(list(unique), model.cfg.text.context)
         with self.autocast():
             emb = model.encode_text(tokens.to(self.device), mask.to(self.device))
-        return TextEmbedding(*(t.float() for t in emb))
+        index = torch.tensor([unique[p] for p in prompts], device=self.device)
+        return TextEmbedding(*(t.float()[index] for t in emb))
 
     def diffusion(self, steps: int | str | Diffusion, model: GLIDE | None = None) -> Diffusion:
         """The respaced process for a step count or respacing spec (a Diffusion passes through)."""
@@ -265,9 +262,13 @@ class Pipeline:
         project=None,
         progress: bool = False,
         callback=None,
+        x: torch.Tensor | None = None,
+        start: int | None = None,
     ) -> torch.Tensor:
         """One batch from `model` (default: the base model): images in [-1, 1], [len(prompts), 3, S, S].
 
+        `x` and `start`: begin from `x` at schedule index `start` instead of from fresh noise at the last
+        index (SDEdit; see `sdedit`).
         `steps` and `sampler` default to glide.defaults (the CLIP-guided ones with a `cond_fn`).
         `generator`: one torch.Generator, or a list of one per row (see `generators`).
         `inputs` are extra model inputs shared by both guidance halves (low_res, inpaint_image, inpaint_mask).
@@ -285,9 +286,10 @@ class Pipeline:
         cond = {"text": self.encode(prompts, model), **extra}
         uncond = {"text": self.encode([""] * n, model), **extra}
         denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale)
-        x = randn((n, 3, size, size), generator, self.device) * temperature
+        if x is None:
+            x = randn((n, 3, size, size), generator, self.device) * temperature
         kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, cond_fn=cond_fn, generator=generator,
-                      progress=progress, project=project, callback=callback)
+                      progress=progress, project=project, callback=callback, start=start)
         if sampler == "ddim":
             kwargs["eta"] = eta
         return sample_fn(denoiser, diffusion, x, **kwargs)
@@ -471,6 +473,91 @@ class Pipeline:
             images += to_pil(x)
         if composite:
             images = [editing.composite(edit, im) for im in images]
+        return images
+
+
+    # -- SDEdit ------------------------------------------------------------------------------------
+    def sdedit(
+        self,
+        image,
+        prompt: str,
+        strength: float = 0.5,
+        *,
+        mask=None,
+        num_images: int = 1,
+        guidance_scale: float = defaults.GUIDANCE,
+        steps: int | str | None = None,
+        sampler: str | None = None,
+        eta: float = 0.0,
+        seed: int | None = None,
+        generator: Generator = None,
+        batch_size: int = defaults.BATCH_SIZE,
+        clip_guidance_scale: float = 0.0,
+        upsample: bool = False,
+        upsample_steps: int | str = defaults.UPSAMPLE_STEPS,
+        upsample_sampler: str = defaults.UPSAMPLE_SAMPLER,
+        upsample_temperature: float = defaults.UPSAMPLE_TEMPERATURE,
+        progress: bool = True,
+        callback=None,
+    ) -> list[Image.Image]:
+        """Text-conditional SDEdit (Meng et al. 2022), GLIDE's sketch editing: noise `image` to step
+        round(strength * N) of the N-step respaced schedule, then sample from there following `prompt`.
+
+        strength 0 returns the image unchanged (fitted to the model's size); 1 starts from pure noise and
+        ignores it; in between, the higher, the further the result may move from the image. With `mask` (an
+        image or a bool array, WHITE / True = may change) the pixels outside it are kept exactly, as `inpaint`
+        keeps them, and an inpainting model also gets its mask channels. Image k starts from seed `seed + k`
+        (or `generator`: one, or one per image)."""
+        from . import editing
+
+        strength = finite(strength, "strength")
+        if not 0 <= strength <= 1:
+            raise GlideError(f"strength must be between 0 and 1, got {strength}")
+        sampler, steps = defaults.sampler_and_steps(bool(clip_guidance_scale), sampler, steps)
+        self._check(num_images, batch_size, steps, guidance_scale=guidance_scale, eta=eta,
+                    clip_guidance_scale=clip_guidance_scale, upsample_temperature=upsample_temperature)
+        if upsample and self.upsampler is None:
+            raise GlideError("upsampling needs an upsampler model (--upsampler DIR)")
+        original = editing.to_rgb(editing.open_image(image))
+        size = self.cfg.unet.image_size
+        keep = None
+        if mask is None:
+            img = from_pil(editing.fit_square(original, size))
+        else:
+            repaint = (mask.astype(bool) if isinstance(mask, np.ndarray)
+                       else editing.mask_to_repaint(editing.open_image(mask, "mask")))
+            edit = editing.prepare_edit(original, repaint, size)
+            img, keep = edit.image, edit.keep.to(self.device)
+        img = img.to(self.device)
+        diffusion = self.diffusion(steps)
+        k = round(strength * diffusion.num_timesteps)
+        gens = self.generators(num_images, seed, generator)
+        images: list[Image.Image] = []
+        for begin in range(0, num_images, batch_size):
+            n = min(batch_size, num_images - begin)
+            g = self._rows(gens, begin, begin + n)
+            x0 = img.repeat(n, 1, 1, 1)
+            if k > 0:
+                noise = randn(x0.shape, g, self.device)
+                if k == diffusion.num_timesteps:  # strength 1: plain sampling from pure noise
+                    x = noise
+                else:
+                    x = diffusion.q_sample(x0, torch.full((n,), k - 1, device=self.device, dtype=torch.long), noise)
+                kw: dict = {}
+                if keep is not None:
+                    known = {"inpaint_image": x0, "inpaint_mask": keep.repeat(n, 1, 1, 1)}
+                    kw["denoised_fn"] = _keep_known(known)
+                    if self.cfg.inpaint:
+                        kw["inputs"] = known
+                    else:
+                        kw["project"] = _repaint_projection(diffusion, x0, known["inpaint_mask"], g)
+                x0 = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=diffusion, sampler=sampler,
+                                 eta=eta, generator=g, progress=progress, callback=callback, x=x, start=k - 1,
+                                 cond_fn=self.clip_guidance([prompt] * n, clip_guidance_scale), **kw)
+            if upsample:
+                x0 = self._upsample(x0, [prompt] * n, upsample_steps, upsample_sampler, upsample_temperature, g,
+                                    progress, callback=callback)
+            images += to_pil(x0)
         return images
 
 

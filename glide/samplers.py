@@ -4,6 +4,9 @@ A *denoiser* is any callable `(x_t, t) -> [B, 2C, H, W]` returning eps and the v
 values, where `t` holds the ORIGINAL timesteps the model was trained on. Guidance wraps a denoiser
 (see `glide.guidance`); samplers know nothing about text, guidance or pipelines.
 
+Every sampler takes `start`: the schedule index that `x` is at (default: the last, x_T). Starting part way, from
+an image noised to that step, is SDEdit (Meng et al. 2022).
+
 A `cond_fn(x_t, t) -> grad log p(y | x_t)` adds gradient guidance (CLIP guidance): DDPM shifts the mean
 by variance * grad, DDIM shifts the score (Dhariwal & Nichol 2021, Alg. 1 and 2).
 """
@@ -47,8 +50,12 @@ def _step(denoiser: Denoiser, diffusion: Diffusion, x: torch.Tensor, i: int, cli
     return idx, diffusion.p_mean_variance(out.float(), x, idx, clip_denoised, denoised_fn)
 
 
-def _indices(diffusion: Diffusion, progress: bool, desc: str):
-    steps = range(diffusion.num_timesteps - 1, -1, -1)
+def _indices(diffusion: Diffusion, progress: bool, desc: str, start: int | None = None):
+    """The step indices to run, from `start` (default: the noisiest step) down to 0."""
+    first = diffusion.num_timesteps - 1 if start is None else start
+    if not 0 <= first < diffusion.num_timesteps:
+        raise GlideError(f"start step {first} is outside the schedule's {diffusion.num_timesteps} steps")
+    steps = range(first, -1, -1)
     return tqdm(steps, desc=desc, leave=False, dynamic_ncols=True) if progress else steps
 
 
@@ -64,12 +71,13 @@ def sample_ddpm(
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
     project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    start: int | None = None,
 ) -> torch.Tensor:
-    """Ancestral sampling with the learned variance, starting from x = x_T.
+    """Ancestral sampling with the learned variance, starting from x = x_T (or from x at step `start`).
 
     `project(x, i)`, if given, maps each new sample x_{i-1} (e.g. RePaint's replacement of a known region).
     """
-    for i in _indices(diffusion, progress, "ddpm"):
+    for i in _indices(diffusion, progress, "ddpm", start):
         idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
         noise = _randn(x, generator)  # drawn after the model call, as the official sampler does
         mean = out.mean
@@ -96,11 +104,12 @@ def sample_ddim(
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
     project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    start: int | None = None,
 ) -> torch.Tensor:
     """DDIM (Song et al. 2021); eta=0 is deterministic, eta=1 matches DDPM's marginals."""
     if not 0 <= eta <= 1:  # above 1 the noise term's variance would exceed what the step leaves: NaN
         raise GlideError(f"eta must be from 0 to 1, got {eta}")
-    for i in _indices(diffusion, progress, "ddim"):
+    for i in _indices(diffusion, progress, "ddim", start):
         idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
         eps, x0 = out.eps, out.pred_xstart
         if cond_fn is not None:
@@ -124,7 +133,7 @@ def sample_ddim(
 
 
 def _dpmpp_2m(denoiser, diffusion, x, eta, name, clip_denoised, denoised_fn, cond_fn, generator, progress,
-              callback, project):
+              callback, project, start):
     """DPM-Solver++(2M) in the data (x_0) prediction on the log-SNR lambda = log(alpha / sigma), with the
     midpoint form of the second-order correction. eta = 0 solves the probability-flow ODE; eta = 1 the
     reverse SDE, whose first-order step is exactly the DDPM posterior q(x_t | x_s, x_0) (DDIM with eta = 1)."""
@@ -137,7 +146,7 @@ def _dpmpp_2m(denoiser, diffusion, x, eta, name, clip_denoised, denoised_fn, con
         return alpha, sigma, torch.log(alpha) - torch.log(sigma)
 
     x0_prev, h_prev = None, None
-    for i in _indices(diffusion, progress, name):
+    for i in _indices(diffusion, progress, name, start):
         idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
         x0 = out.pred_xstart
         if i == 0:  # the last step lands on the data: take the prediction itself
@@ -175,12 +184,13 @@ def sample_dpmpp_2m(
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
     project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    start: int | None = None,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022): a deterministic multistep solver of the probability-flow ODE in
     the data (x_0) prediction, second order from the second step, first order on the last step. It runs on
     whatever timesteps the (respaced) schedule keeps; evenly spaced ones ("25") are the documented default."""
     return _dpmpp_2m(denoiser, diffusion, x, 0.0, "dpm++2m", clip_denoised, denoised_fn, cond_fn, generator,
-                     progress, callback, project)
+                     progress, callback, project, start)
 
 
 def sample_dpmpp_2m_sde(
@@ -195,12 +205,13 @@ def sample_dpmpp_2m_sde(
     progress: bool = False,
     callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
     project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    start: int | None = None,
 ) -> torch.Tensor:
     """SDE-DPM-Solver++(2M) (Lu et al. 2022, appendix): the same multistep x_0 extrapolation, but on the
     reverse SDE, so every step adds fresh noise. Like ancestral DDPM it can correct part of a model's
     errors, which a deterministic ODE solver carries to the end; unlike DDPM it is second order."""
     return _dpmpp_2m(denoiser, diffusion, x, 1.0, "dpm++2m-sde", clip_denoised, denoised_fn, cond_fn, generator,
-                     progress, callback, project)
+                     progress, callback, project, start)
 
 
 SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpm++2m": sample_dpmpp_2m, "dpm++2m-sde": sample_dpmpp_2m_sde}

@@ -39,7 +39,10 @@ class GLIDE(nn.Module):
         self.text = TextEncoder(cfg.text) if cfg.text is not None else None
         self.unet = UNet(cfg.unet, cfg.in_channels, cfg.out_channels, cfg.text.width if cfg.text else None)
         self.text_proj = nn.Linear(cfg.text.width, self.unet.emb_dim) if cfg.text is not None else None
-        self.reset_parameters()
+        # A model built on the meta device is about to receive its weights from a file. Skipping the init there
+        # also saves start-up time: normal_ on meta tensors imports torch._dynamo (1.4 s on 2 CPU cores).
+        if not self.unet.input_conv.weight.is_meta:
+            self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:

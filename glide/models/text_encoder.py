@@ -74,7 +74,8 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.grad_checkpointing = False
-        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width)
+        # Initialised by GLIDE.reset_parameters (std = width^-1/2); passing the tensor skips nn.Embedding's own init.
+        self.token_embedding = nn.Embedding(cfg.vocab_size, cfg.width, _weight=torch.empty(cfg.vocab_size, cfg.width))
         self.pos_embedding = nn.Parameter(torch.empty(cfg.context, cfg.width))
         self.pad_embedding = nn.Parameter(torch.empty(cfg.context, cfg.width)) if cfg.padding_embedding else None
         self.blocks = nn.ModuleList(Block(cfg.width, cfg.heads) for _ in range(cfg.layers))

@@ -80,15 +80,20 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         b, c, hgt, wid = x.shape
-        qkv = self.qkv(self.norm(x).reshape(b, c, -1))
+        # Work on [batch, positions, channels]: a free view of channels_last activations, and a layout whose
+        # heads have unit stride, which SDPA's fused CPU kernel needs (otherwise it falls back to the math
+        # kernel). The 1x1 convolutions are linear maps over channels; their weights keep the official shapes.
+        seq = self.norm(x).reshape(b, c, -1).transpose(1, 2)
+        qkv = F.linear(seq, self.qkv.weight[..., 0], self.qkv.bias)
         # Channel layout is head-major: [head0 (q k v), head1 (q k v), ...].
-        q, k, v = qkv.reshape(b, self.heads, 3 * c // self.heads, -1).transpose(2, 3).chunk(3, dim=-1)
+        q, k, v = qkv.view(b, -1, self.heads, 3 * c // self.heads).transpose(1, 2).chunk(3, dim=-1)
         if self.text_kv is not None and text is not None:
-            tk, tv = self.text_kv(text).reshape(b, self.heads, 2 * c // self.heads, -1).transpose(2, 3).chunk(2, dim=-1)
+            tkv = F.linear(text.transpose(1, 2), self.text_kv.weight[..., 0], self.text_kv.bias)
+            tk, tv = tkv.view(b, -1, self.heads, 2 * c // self.heads).transpose(1, 2).chunk(2, dim=-1)
             k, v = torch.cat([tk, k], dim=2), torch.cat([tv, v], dim=2)
         h = F.scaled_dot_product_attention(q, k, v)  # [b, heads, hw, ch]
-        h = self.proj(h.transpose(2, 3).reshape(b, c, -1))
-        return x + h.reshape(b, c, hgt, wid)
+        h = F.linear(h.transpose(1, 2).reshape(b, -1, c), self.proj.weight[..., 0], self.proj.bias)
+        return x + h.transpose(1, 2).reshape(b, c, hgt, wid)
 
 
 class Downsample(nn.Module):
@@ -226,4 +231,7 @@ class UNet(nn.Module):
         h = res2(attn(res1(h, emb), text), emb)
         for stage in self.up:
             h = run(stage, torch.cat([h, skips.pop()], dim=1), emb, text)
-        return self.output_conv(F.silu(self.output_norm(h)))
+        h = F.silu(self.output_norm(h))
+        # eps and the variance leave in full precision, as in the official model (its `out` layers stay fp32).
+        with torch.autocast(h.device.type, enabled=False):
+            return self.output_conv(h.to(self.output_conv.weight.dtype))

@@ -1,0 +1,114 @@
+"""The CPU fast path: bf16 with fp32 statistics and outputs, the default precision, the text encoded once per
+prompt, and start-up work that sampling must not pay for."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from glide import runtime
+from glide.config import get_preset
+from glide.models import GLIDE
+from glide.models.layers import GroupNorm32
+from glide.pipeline import Pipeline
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 16, 16), (2, 192, 8, 8)])
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last])
+def test_groupnorm_bf16_keeps_fp32_statistics(shape, fmt):
+    torch.manual_seed(0)
+    norm = GroupNorm32(shape[1])
+    torch.nn.init.normal_(norm.weight), torch.nn.init.normal_(norm.bias)
+    x = (torch.randn(shape) * 3 + 5).to(torch.bfloat16).contiguous(memory_format=fmt)
+    upcast = F.group_norm(x.float(), 32, norm.weight, norm.bias, norm.eps).to(torch.bfloat16)
+    out = norm(x)
+    assert out.dtype == torch.bfloat16
+    # Statistics in bf16 would be off by far more than one bf16 rounding step (x has mean 5, std 3).
+    torch.testing.assert_close(out.float(), upcast.float(), rtol=0, atol=2 ** -6)
+
+
+def _tiny_inputs(model, n=2):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 32, 32, generator=g)
+    t = torch.tensor([10, 900])[:n]
+    tokens = torch.randint(0, 256, (n, model.cfg.text.context), generator=g)
+    mask = torch.ones(n, model.cfg.text.context, dtype=torch.bool)
+    return x, t, tokens, mask
+
+
+def test_bf16_autocast_forward_is_close_to_fp32_and_returns_fp32():
+    torch.manual_seed(0)
+    model = GLIDE(get_preset("tiny")).eval()
+    for p in model.parameters():  # ADM zero-inits the output layers: give every weight some signal
+        torch.nn.init.normal_(p, std=0.05)
+    x, t, tokens, mask = _tiny_inputs(model)
+    with torch.no_grad():
+        ref = model(x, t, tokens=tokens, mask=mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x, t, tokens=tokens, mask=mask)
+    assert out.dtype == torch.float32  # the output layer leaves in full precision
+    err = (out - ref).norm() / ref.norm()
+    assert 0 < err < 0.03, err
+
+
+def test_attention_matches_the_conv1d_formulation():
+    """The attention runs its 1x1 convolutions as linear maps over [batch, positions, channels]; the numbers must
+    be those of the official layout (qkv as a Conv1d over [batch, channels, positions], head-major channels)."""
+    from glide.models.unet import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(64, heads=2, text_width=16)
+    for p in attn.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x, text = torch.randn(2, 64, 4, 4), torch.randn(2, 16, 5)
+    b, c = 2, 64
+    qkv = attn.qkv(attn.norm(x).reshape(b, c, -1))
+    q, k, v = qkv.reshape(b, 2, 3 * c // 2, -1).transpose(2, 3).chunk(3, dim=-1)
+    tk, tv = attn.text_kv(text).reshape(b, 2, 2 * c // 2, -1).transpose(2, 3).chunk(2, dim=-1)
+    k, v = torch.cat([tk, k], dim=2), torch.cat([tv, v], dim=2)
+    w = torch.softmax(q @ k.transpose(-1, -2) / (c // 2) ** 0.5, dim=-1)
+    expected = x + attn.proj((w @ v).transpose(2, 3).reshape(b, c, -1)).reshape(x.shape)
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        torch.testing.assert_close(attn(x.contiguous(memory_format=fmt), text), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_text_is_encoded_once_per_distinct_prompt():
+    torch.manual_seed(0)
+    model = GLIDE(get_preset("tiny")).eval()
+    pipe = Pipeline(model, "cpu", "fp32")
+    calls = []
+    encode_text = model.encode_text
+    model.encode_text = lambda tokens, mask: calls.append(len(tokens)) or encode_text(tokens, mask)
+    emb = pipe.encode(["a cat", "", "a cat", "a dog", ""])
+    assert calls == [3]
+    one = [pipe.encode([p]) for p in ("a cat", "", "a cat", "a dog", "")]
+    torch.testing.assert_close(emb.pooled, torch.cat([e.pooled for e in one]))
+    torch.testing.assert_close(emb.tokens, torch.cat([e.tokens for e in one]))
+
+
+def test_default_dtype(monkeypatch):
+    assert runtime.default_dtype(torch.device("cuda")) == torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert runtime.default_dtype(torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert runtime.default_dtype(torch.device("cpu")) == torch.float32
+    assert Pipeline(GLIDE(get_preset("tiny")), "cpu").dtype == torch.float32
+    assert Pipeline(GLIDE(get_preset("tiny")), "cpu", "bf16").dtype == torch.bfloat16
+
+
+def test_loading_a_model_does_not_import_the_compiler():
+    """Building the model on the meta device must not run initialisers: normal_ on meta tensors imports
+    torch._dynamo, 1.4 s of a 2-core start-up."""
+    code = ("import sys; from glide.pipeline import load_model; load_model('bundled:base'); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_keep_freed_memory_is_accepted_by_glibc():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    assert runtime.keep_freed_memory() is True
