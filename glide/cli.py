@@ -63,6 +63,20 @@ def _positive(s: str) -> float:
     return v
 
 
+def _unit(s: str) -> float:
+    v = _finite(s)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {s!r}")
+    return v
+
+
+def _port(s: str) -> int:
+    v = _positive_int(s)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {v}")
+    return v
+
+
 def _seed(s: str) -> int:
     try:
         v = int(s)
@@ -161,11 +175,8 @@ def _out_paths(out: Path, n: int) -> list[Path]:
 
 
 def _pick_seed(seed: int | None) -> int:
-    """The given seed, or a fresh one that is printed so the images can be made again."""
-    if seed is None:
-        seed = random.randrange(2**32)
-        print(f"seed {seed} (picked at random; --seed {seed} makes these images again)")
-    return seed
+    """The given seed, or a fresh one (printed with the result, so the images can be made again)."""
+    return random.randrange(2**32) if seed is None else seed
 
 
 def _pipeline(args, need_upsampler: bool = False):
@@ -190,7 +201,7 @@ def _png_text(meta: dict) -> dict[str, str]:
 
 
 def _save(images, out: Path, individual: bool, cols: int | None = None, metas: list[dict] | None = None,
-          grid_meta: dict | None = None) -> None:
+          grid_meta: dict | None = None, picked_seed: int | None = None) -> None:
     """The grid (or the one image) at `out`, and with `individual` each image beside it; every PNG carries its
     settings (`metas`: one per image) for `glide info`."""
     from .images import grid, save_atomic
@@ -204,6 +215,8 @@ def _save(images, out: Path, individual: bool, cols: int | None = None, metas: l
             for im, p, m in zip(images, _out_paths(out, len(images)), metas):
                 save_atomic(im, p, text=_png_text(m))
     print(f"wrote {out} ({len(images)} image{'s' * (len(images) != 1)})")
+    if picked_seed is not None:
+        print(f"seed {picked_seed} (picked at random; --seed {picked_seed} makes these images again)")
 
 
 def _model_name(spec, role: str) -> str:
@@ -252,7 +265,7 @@ def cmd_sample(args) -> int:
                  "seeds": f"image j of each prompt: seed {seed} + j", "num_images": args.num_images, **common}
     # Several prompts: one row each.
     _save(images, out, not args.no_individual, cols=args.num_images if len(args.prompt) > 1 else None,
-          metas=metas, grid_meta=grid_meta)
+          metas=metas, grid_meta=grid_meta, picked_seed=seed if args.seed is None else None)
     if len(images) > 1 and not args.no_individual:  # each image's caption beside it: a sample folder for glide rate
         for k, p in enumerate(_out_paths(out, len(images))):
             _write_text(p.with_suffix(".txt"), args.prompt[k // args.num_images] + "\n")
@@ -260,18 +273,18 @@ def cmd_sample(args) -> int:
 
 
 def cmd_inpaint(args) -> int:
-    from .editing import check_image_file, parse_box
+    from .editing import box_to_repaint, check_edit, mask_to_repaint, open_image, parse_box, to_rgb
 
     if (args.mask is None) == (args.box is None):
         raise GlideError("give exactly one of --mask MASK.png or --box x0,y0,x1,y1")
     box = parse_box(args.box) if args.box else None
     out = _common_checks(args, [args.prompt])
-    check_image_file(args.image, "image")
-    if args.mask:
-        check_image_file(args.mask, "mask")
+    original = to_rgb(open_image(args.image, "image"))
+    repaint = box_to_repaint(*original.size, box) if box else mask_to_repaint(open_image(args.mask, "mask"))
+    check_edit(original, repaint)
     seed = _pick_seed(args.seed)
     pipe = _pipeline(args, need_upsampler=args.upsample)
-    images = pipe.inpaint(args.image, args.mask, args.prompt, args.num_images, box=box,
+    images = pipe.inpaint(original, repaint, args.prompt, args.num_images,
                           guidance_scale=args.guidance_scale, steps=args.steps, sampler=args.sampler, eta=args.eta,
                           seed=seed, batch_size=args.batch_size, upsample=args.upsample,
                           composite=args.composite, progress=not args.quiet)
@@ -279,7 +292,7 @@ def cmd_inpaint(args) -> int:
                   model=_model_name(args.model, "base"), sampler=args.sampler, steps=args.steps,
                   guidance_scale=args.guidance_scale, eta=args.eta, upsample=args.upsample)
     metas = [{"prompt": args.prompt, "seed": (seed + k) % 2**64, **common} for k in range(args.num_images)]
-    _save(images, out, not args.no_individual, metas=metas,
+    _save(images, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
           grid_meta={"prompt": args.prompt, "seed": seed, "seeds": f"image k: seed {seed} + k", **common})
     return 0
 
@@ -309,7 +322,7 @@ def cmd_sdedit(args) -> int:
                   guidance_scale=args.guidance_scale, clip_guidance_scale=args.clip_guidance_scale, eta=args.eta,
                   upsample=args.upsample)
     metas = [{"prompt": args.prompt, "seed": (seed + k) % 2**64, **common} for k in range(args.num_images)]
-    _save(images, out, not args.no_individual, metas=metas,
+    _save(images, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
           grid_meta={"prompt": args.prompt, "seed": seed, "seeds": f"image k: seed {seed} + k", **common})
     return 0
 
@@ -336,7 +349,7 @@ def cmd_upsample(args) -> int:
                   temperature=args.temperature)
     metas = [{"prompt": args.prompt, "image": str(p), "seed": (seed + k) % 2**64, **common}
              for k, p in enumerate(args.images)]
-    _save(result, out, not args.no_individual, metas=metas,
+    _save(result, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
           grid_meta={"prompt": args.prompt, "seed": seed, "seeds": f"image k: seed {seed} + k", **common})
     return 0
 
@@ -508,7 +521,7 @@ def cmd_eval(args) -> int:
                                       format_table, model_key)
     from .pipeline import Pipeline, default_model, resolve_model
 
-    cfg = EvalConfig(data=getattr(args, "data", ""), splits=tuple(getattr(args, "splits", "").split(",")), n=args.n,
+    cfg = EvalConfig(data=args.data or "", splits=tuple((args.splits or "").split(",")), n=args.n,
                      guidance_scales=args.guidance_scales, clip_scales=args.clip_scales,
                      clip_cfg_scale=args.clip_cfg_scale, steps=args.steps, sampler=args.sampler, seed=args.seed,
                      batch_size=args.batch_size, is_splits=10 if mode == "coco" and args.n >= 10_000 else 1)
@@ -633,6 +646,8 @@ def _apply_eval_defaults(args, mode: str) -> None:
     for key, value in _eval_defaults(mode).items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)
+    if mode == "coco":  # the parent parser's options that coco has no use for
+        args.data = args.splits = None
 
 
 def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
@@ -645,7 +660,7 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
         shown = d.get(dest)
         if isinstance(shown, tuple):
             shown = ",".join(f"{v:g}" for v in shown) or "none"
-        if shown not in (None, False) and "default" not in help:
+        if shown is not None and shown is not False and "default" not in help:
             help = f"{help} (default: {shown})"
         # A subcommand sets only what it was given: argparse copies every attribute of the subcommand's
         # namespace over the parent's, so a default there would silently undo `glide eval -n 5 sweep`.
@@ -692,8 +707,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action):
         text = action.help or ""
         default = action.default
-        if (not action.option_strings or "default" in text or default in (None, False, argparse.SUPPRESS)
-                or isinstance(action, argparse._VersionAction)):
+        if (not action.option_strings or "default" in text or default is None or default is False
+                or default == argparse.SUPPRESS or isinstance(action, argparse._VersionAction)):
             return text
         if isinstance(default, (tuple, list)):
             default = ",".join(str(v) for v in default)
@@ -728,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"dpm++2m-sde (SDE-DPM-Solver++ 2M: good in 15-25 steps), dpm++2m (its deterministic form), "
                         f"ddpm (ancestral, the official notebooks' choice at 100 steps) or ddim (default "
                         f"{defaults.SAMPLER}; {defaults.CLIP_SAMPLER} with CLIP guidance)")
-    s.add_argument("--eta", type=_non_negative, default=0.0, help="DDIM noise (0 = deterministic)")
+    s.add_argument("--eta", type=_unit, default=0.0, help="DDIM noise, 0 to 1 (0 = deterministic)")
     s.add_argument("--temperature", type=_finite, default=1.0, help="scale of the initial noise")
     s.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
     s.add_argument("--clip-guidance-scale", type=_non_negative, default=0.0, help="CLIP guidance scale (0 = off)")
@@ -751,7 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier-free guidance scale")
     i.add_argument("--steps", type=_steps, default=str(defaults.STEPS), help="sampling steps, or a respacing")
     i.add_argument("--sampler", choices=SAMPLER_NAMES, default=defaults.SAMPLER, help="sampler")
-    i.add_argument("--eta", type=_non_negative, default=0.0, help="DDIM noise (0 = deterministic)")
+    i.add_argument("--eta", type=_unit, default=0.0, help="DDIM noise, 0 to 1 (0 = deterministic)")
     i.add_argument("--upsample", action="store_true", help="edit at 256 px with the upsampler")
     i.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
     i.add_argument("--no-consistency", action="store_true",
@@ -775,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {defaults.STEPS}; {defaults.CLIP_STEPS} with CLIP guidance)")
     e.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
                    help=f"sampler (default {defaults.SAMPLER}; {defaults.CLIP_SAMPLER} with CLIP guidance)")
-    e.add_argument("--eta", type=_non_negative, default=0.0, help="DDIM noise (0 = deterministic)")
+    e.add_argument("--eta", type=_unit, default=0.0, help="DDIM noise, 0 to 1 (0 = deterministic)")
     e.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
     e.add_argument("--clip-guidance-scale", type=_non_negative, default=0.0, help="CLIP guidance scale (0 = off)")
     e.add_argument("--upsample", action="store_true", help="run the 64 -> 256 upsampler on the results")
@@ -873,7 +888,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("serve", help="start the local web page (needs the web extra: pip install -e '.[web]')")
     w.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
-    w.add_argument("--port", type=_positive_int, default=7860, help="port")
+    w.add_argument("--port", type=_port, default=7860, help="port")
     w.add_argument("--model", default=None, help="base model folder (default: the bundled one)")
     w.add_argument("--upsampler", default=None, help="upsampler folder (default: the bundled one)")
     w.add_argument("--no-upsampler", action="store_true", help="no 256 px upsampling")

@@ -89,8 +89,8 @@ class EditInput:
     repaint: np.ndarray  # bool [H, W] at the original resolution
 
 
-def prepare_edit(image, mask_repaint: np.ndarray, size: int) -> EditInput:
-    original = to_rgb(open_image(image))
+def check_edit(original: Image.Image, mask_repaint: np.ndarray) -> None:
+    """Refuse a mask that does not fit the image or repaints nothing (before any model is loaded)."""
     w, h = original.size
     if mask_repaint.shape != (h, w):
         mh, mw = mask_repaint.shape
@@ -98,6 +98,11 @@ def prepare_edit(image, mask_repaint: np.ndarray, size: int) -> EditInput:
         raise GlideError(f"the mask's {kind} ({mw}x{mh}) differs from the image's ({w}x{h})")
     if not mask_repaint.any():
         raise GlideError("the mask keeps the whole image: nothing to repaint (white marks the region to change)")
+
+
+def prepare_edit(image, mask_repaint: np.ndarray, size: int) -> EditInput:
+    original = to_rgb(open_image(image))
+    check_edit(original, mask_repaint)
     if mask_repaint.all():
         warnings.warn("the mask covers the whole image: this is plain text-to-image generation", stacklevel=2)
     img = from_pil(fit_square(original, size))

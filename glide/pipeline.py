@@ -100,7 +100,7 @@ class Pipeline:
     """Text-to-image sampling, editing and upsampling with GLIDE models.
 
     >>> pipe = Pipeline.from_pretrained("path/to/base", upsampler="path/to/upsampler")
-    >>> images = pipe(["a red apple"], guidance_scale=3.0, steps=100, seed=0)
+    >>> images = pipe(["a red apple"], seed=0)  # glide.defaults: 20 steps of dpm++2m-sde, guidance 3
     >>> edited = pipe.inpaint(images[0], mask, "a green apple")
     >>> big = pipe.upsample(images, "a red apple")
     """

@@ -107,8 +107,8 @@ def sample_ddim(
     start: int | None = None,
 ) -> torch.Tensor:
     """DDIM (Song et al. 2021); eta=0 is deterministic, eta=1 matches DDPM's marginals."""
-    if eta < 0:
-        raise GlideError(f"eta must be >= 0, got {eta}")
+    if not 0 <= eta <= 1:  # above 1 the noise term's variance would exceed what the step leaves: NaN
+        raise GlideError(f"eta must be from 0 to 1, got {eta}")
     for i in _indices(diffusion, progress, "ddim", start):
         idx, out = _step(denoiser, diffusion, x, i, clip_denoised, denoised_fn)
         eps, x0 = out.eps, out.pred_xstart

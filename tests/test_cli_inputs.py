@@ -37,6 +37,8 @@ def files(tmp_path_factory):
     variant("mismatched", {**{k: v for k, v in sd.items() if k != name}, "surprise.weight": torch.zeros(2)})
     variant("list_config", config="[1, 2, 3]")
     Image.new("RGB", (64, 64), "red").save(d / "red.png")
+    Image.new("L", (64, 64), 0).save(d / "keep_all.png")  # a mask that repaints nothing
+    Image.new("L", (10, 10), 255).save(d / "small_mask.png")
     png = (d / "red.png").read_bytes()
     (d / "truncated.png").write_bytes(png[: len(png) // 2])
     Image.new("L", (5000, 4000)).save(d / "huge.png")  # 20 MP: over the 16 MP cap, a few kB on disk
@@ -67,7 +69,7 @@ CASES = [
     (["sample", "x", "--clip-guidance-scale", "inf"], "finite"),
     (["sample", "x", "--clip-guidance-scale", "-1"], ">= 0"),
     (["sample", "x", "--clip-guidance-scale", "2", "--sampler", "dpm++2m"], "ddpm and ddim"),
-    (["sample", "x", "--eta", "-1"], ">= 0"),
+    (["sample", "x", "--eta", "-1"], "from 0 to 1"),
     (["sample", "x", "--seed", str(2**64)], "2**64 - 1"),
     (["sample", "x", "--seed", "-1"], "2**64 - 1"),
     (["sample", "x", "--seed", "1.5"], "whole number"),
@@ -94,6 +96,10 @@ CASES = [
     (["inpaint", "{d}/truncated.png", "a hat", "--box", "1,1,9,9"], "cannot read"),
     (["inpaint", "{d}/huge.png", "a hat", "--box", "1,1,9,9"], "over the limit"),
     (["inpaint", "{d}/red.png", "a hat", "--mask", "{d}/five.txt"], "cannot read mask"),
+    (["inpaint", "{d}/red.png", "a hat", "--mask", "{d}/keep_all.png"], "nothing to repaint"),
+    (["inpaint", "{d}/red.png", "a hat", "--mask", "{d}/small_mask.png"], "differs from the image"),
+    (["inpaint", "{d}/red.png", "a hat", "--box", "1,1,9,9", "--eta", "1.5"], "from 0 to 1"),
+    (["serve", "--port", "70000"], "65535"),
     (["upsample", "{d}/missing.png", "x"], "image not found"),
     (["upsample", "{d}/notes", "x"], "is a folder"),
     (["info", "{d}/red.png"], "no glide settings"),

@@ -344,3 +344,21 @@ def test_eval_scores_with_an_open_clip_judge(tiny64, tmp_path):
     p = run_cli("eval", "--model", model, "--data", data, "--clip-model", judge, "--clip-scales", "2",
                 "--sampler", "ddim", "--out", tmp_path / "x")
     assert p.returncode == 2 and "needs a noised CLIP" in p.stderr
+
+
+def test_plot_ticks_are_round_and_both_backends_draw(tmp_path):
+    from PIL import Image
+
+    from glide.evaluation.plots import Series, nice_ticks, panel, save_panels
+
+    ticks, decimals = nice_ticks(0.000461, 0.000612)  # written 0.00050, 0.00055, 0.00060, not 0.000506
+    assert ticks == pytest.approx([0.0005, 0.00055, 0.0006]) and decimals == 5
+    assert nice_ticks(7.2, 41.8) == ([10.0, 20.0, 30.0, 40.0], 0)  # not 41.8
+    assert nice_ticks(0.86, 1.01)[0] == pytest.approx([0.9, 0.95, 1.0])
+    panels = [panel([Series("cfg", [(1.0, 0.5, "1"), (2.0, 0.4, "2"), (3.0, float("nan"), "3")])], "x", "FD", "t")]
+    for backend in ("pil", "matplotlib"):
+        if backend == "matplotlib":
+            pytest.importorskip("matplotlib")  # the optional `plots` extra
+        assert save_panels(panels, tmp_path / f"{backend}.png", backend=backend) == backend
+        with Image.open(tmp_path / f"{backend}.png") as im:
+            assert im.width > 300 and len(np.unique(np.asarray(im.convert("L")))) > 2

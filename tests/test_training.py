@@ -289,3 +289,16 @@ def test_resume_truncates_the_metrics_log_to_the_checkpoint(tmp_path):
     log.write_text("".join(json.dumps({"step": s, "loss": 1.0}) + "\n" for s in range(1, 8)) + '{"step": 8, "lo')
     _truncate_metrics(log, 5)  # the checkpoint is at step 5; steps 6-7 and the torn line go
     assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3, 4, 5]
+
+
+def test_packaged_configs_are_found_by_name(tmp_path):
+    from glide.training.config import PACKAGED_CONFIGS, find_config, packaged_configs
+
+    assert find_config("emoji-base") == PACKAGED_CONFIGS / "emoji-base.toml"
+    assert find_config("configs/emoji-base.toml").name == "emoji-base.toml"
+    assert "emoji-base" in packaged_configs() and len(packaged_configs()) >= 10
+    own = tmp_path / "emoji-base.toml"  # a file of that name wins over the packaged config
+    own.write_text("max_steps = 1\n")
+    assert find_config(own) == own
+    with pytest.raises(GlideError, match="packaged configs: .*emoji-base"):
+        find_config("emoji-bsae")

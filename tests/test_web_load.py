@@ -90,3 +90,11 @@ def test_serving_beyond_this_machine_prints_a_warning(capsys):
     demo.close()
     err = capsys.readouterr().err
     assert "warning: serving on 0.0.0.0" in err and "no login" in err
+
+
+def test_only_the_documented_endpoint_is_published(server):
+    """docs/web.md documents one API endpoint, /generate; the page's other handlers are private."""
+    _, url = server
+    api = gradio_client.Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/generate"}
+    assert not api["unnamed_endpoints"]

@@ -28,16 +28,20 @@ def _series(rows: list[dict], x: str, y: str) -> list[Series]:
 
 
 def plot_tradeoffs(rows: list[dict], path: str | Path) -> None:
-    """Fig. 6's three panels: FID against IS, precision against recall, CLIP score against FID. Standard
-    FID and IS when the rows have them (Inception weights given), else their CLIP-space stand-ins."""
-    inception = any("fid" in r for r in rows)
-    fid, is_, prec, rec, space = ("fid", "is", "precision_inception", "recall_inception", "Inception") if inception \
-        else ("fd_clip", "is_clip", "precision", "recall", "CLIP space")
+    """Fig. 6's three panels: fidelity against IS, precision against recall, fidelity against CLIP score. Standard
+    FID and IS when the rows have them (Inception weights given); else their CLIP-space stand-ins, labelled as
+    what they are: a Frechet distance in CLIP space is not FID, nor the CLIP zero-shot score an IS."""
+    if any("fid" in r for r in rows):
+        fid, is_, prec, rec = "fid", "is", "precision_inception", "recall_inception"
+        fd_name, is_name, space = "FID", "Inception Score", "Inception space"
+    else:
+        fid, is_, prec, rec = "fd_clip", "is_clip", "precision", "recall"
+        fd_name, is_name, space = "FD in CLIP space", "IS analogue (CLIP zero-shot)", "CLIP space"
     save_panels([
-        panel(_series(rows, is_, fid), f"IS ({space})", f"FID ({space})", "FID vs IS: down-right is better"),
-        panel(_series(rows, rec, prec), "recall", "precision", f"precision vs recall ({space})"),
-        panel(_series(rows, "clip_score", fid), "CLIP score (guiding CLIP)", f"FID ({space})",
-              "FID vs CLIP score: down-right is better"),
+        panel(_series(rows, is_, fid), is_name, f"{fd_name} (lower is better)", f"{fd_name} vs IS: down-right is better"),
+        panel(_series(rows, rec, prec), f"recall ({space})", f"precision ({space})", "precision vs recall"),
+        panel(_series(rows, "clip_score", fid), "CLIP score (guiding CLIP)", f"{fd_name} (lower is better)",
+              f"{fd_name} vs CLIP score: down-right is better"),
     ], path)
 
 
