@@ -232,13 +232,20 @@ def _common_checks(args, prompts: list[str]) -> Path:
     return out
 
 
-# -- commands ---------------------------------------------------------------------------------------------------
-def cmd_sample(args) -> int:
+def _sampler_and_steps(args) -> bool:
+    """Fill in --sampler and --steps from glide.defaults (the CLIP-guided ones with --clip-guidance-scale), and
+    refuse CLIP guidance with a sampler that cannot take it. Returns whether CLIP guidance is on."""
     guided = bool(args.clip_guidance_scale)
     args.sampler, args.steps = defaults.sampler_and_steps(guided, args.sampler, args.steps)
     args.steps = str(args.steps)
     if guided and args.sampler not in ("ddpm", "ddim"):
         raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {args.sampler}")
+    return guided
+
+
+# -- commands ---------------------------------------------------------------------------------------------------
+def cmd_sample(args) -> int:
+    guided = _sampler_and_steps(args)
     out = _common_checks(args, args.prompt)
     seed = _pick_seed(args.seed)
     pipe = _pipeline(args, need_upsampler=args.upsample)
@@ -300,11 +307,7 @@ def cmd_inpaint(args) -> int:
 def cmd_sdedit(args) -> int:
     from .editing import check_image_file
 
-    guided = bool(args.clip_guidance_scale)
-    args.sampler, args.steps = defaults.sampler_and_steps(guided, args.sampler, args.steps)
-    args.steps = str(args.steps)
-    if guided and args.sampler not in ("ddpm", "ddim"):
-        raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {args.sampler}")
+    _sampler_and_steps(args)
     if not 0 <= args.strength <= 1:
         raise GlideError(f"--strength must be between 0 and 1, got {args.strength:g}")
     out = _common_checks(args, [args.prompt])
