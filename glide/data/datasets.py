@@ -78,24 +78,29 @@ class FolderSource:
         return decode_image(self.files[i], self.size, self.background), [self.caption(i)]
 
 
+def read_manifest(manifest: Path) -> list[dict]:
+    """The rows of a JSONL manifest: one JSON object per line, each with "image" and "caption"."""
+    rows = []
+    with open(manifest, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                row["image"], row["caption"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise GlideError(f"{manifest}:{n}: expected a JSON object with 'image' and 'caption'") from None
+            rows.append(row)
+    return rows
+
+
 class JsonlSource:
     """A JSONL manifest of {"image": path, "caption": text[, "captions_alt": [...]][, "split": ...]}."""
 
     def __init__(self, manifest: Path, size: int, background: str = "white", splits: Sequence[str] | None = ("train",)):
         self.size, self.background = size, background
         self.root = manifest.parent
-        rows = []
-        with open(manifest, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    row["image"], row["caption"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise GlideError(f"{manifest}:{n}: expected a JSON object with 'image' and 'caption'") from None
-                if splits is None or row.get("split", "train") in splits:
-                    rows.append(row)
+        rows = [row for row in read_manifest(manifest) if splits is None or row.get("split", "train") in splits]
         if any(row.get("size") == size for row in rows):  # a manifest listing several renderings of each image
             rows = [row for row in rows if row.get("size") == size]
         if not rows:

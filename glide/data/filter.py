@@ -30,7 +30,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..errors import GlideError
-from .datasets import IMAGE_EXTS, BadImage, decode_image
+from .datasets import IMAGE_EXTS, BadImage, decode_image, read_manifest
 from .policy import ClipJudge, Policy, caption_matcher, load_policy, load_rule_clip, metadata_value
 
 PROVENANCE = "filter.json"
@@ -267,19 +267,6 @@ def filter_folder(root: Path, out: Path, decider: Decider, background: str, prog
     return {"format": "folder", "files": {".": {"seen": seen, "kept": kept}}}
 
 
-def jsonl_rows(manifest: Path) -> list[dict]:
-    rows = []
-    with open(manifest, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                row["image"], row["caption"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise GlideError(f"{manifest}:{n}: expected a JSON object with 'image' and 'caption'") from None
-            rows.append(row)
-    return rows
 
 
 def filter_jsonl(manifest: Path, out: Path, decider: Decider, background: str, progress: bool,
@@ -287,7 +274,7 @@ def filter_jsonl(manifest: Path, out: Path, decider: Decider, background: str, p
     """Rows of a manifest (every split and size) -> out/<same name>, kept images copied to the same relative
     paths (an absolute or outside path is written as an absolute path instead)."""
     root = manifest.parent
-    rows = jsonl_rows(manifest)
+    rows = read_manifest(manifest)
     kept_rows = []
 
     def records():
