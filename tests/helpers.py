@@ -55,3 +55,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for_server(proc: subprocess.Popen, url: str, timeout: float, describe) -> None:
+    """Poll `url` until it answers; fail the test with `describe()` (e.g. the server's log) if the process exits
+    or `timeout` seconds pass first."""
+    import time
+    import urllib.request
+
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(describe())
+            time.sleep(0.2)

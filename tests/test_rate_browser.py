@@ -8,14 +8,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from helpers import free_port
+from helpers import free_port, wait_for_server
 
 CHROMIUM = os.environ.get("GLIDE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -43,16 +41,7 @@ def server(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "glide", "rate", "serve", "--samples", *specs, "--db", db,
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"glide rate serve did not start: {proc.stderr.read().decode()}")
-            time.sleep(0.2)
+    wait_for_server(proc, url, 60, lambda: f"glide rate serve did not start: {proc.stderr.read().decode()}")
     yield url, db
     proc.terminate()
     proc.wait(timeout=30)

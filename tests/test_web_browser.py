@@ -9,15 +9,13 @@ import io
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import free_port
+from helpers import free_port, wait_for_server
 
 CHROMIUM = os.environ.get("GLIDE_CHROMIUM", "/usr/bin/chromium")
 # No update checks, sync or component downloads: the machine may have no network at all.
@@ -38,16 +36,7 @@ def server(tmp_path_factory):
         proc = subprocess.Popen([sys.executable, "-m", "glide", "serve", "--port", str(port)], stdout=f,
                                 stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"glide serve did not start:\n{log.read_text()}")
-            time.sleep(0.5)
+    wait_for_server(proc, url, 120, lambda: f"glide serve did not start:\n{log.read_text()}")
     yield proc, url
     proc.terminate()
     proc.wait(timeout=30)
