@@ -27,9 +27,12 @@ class TextConfig:
     heads: int = 8  # [xf_heads]
     final_ln: bool = True  # [xf_final_ln]
     padding_embedding: bool = True  # [xf_padding] learned embedding replaces padded positions
+    vocab: tuple[int, ...] = ()  # gpt2 only: the GPT-2 ids kept (a table pruned to the training captions); () = all
 
     @property
     def vocab_size(self) -> int:
+        if self.vocab:
+            return len(self.vocab) + 2  # + the unknown token and padding (glide/text/tokenizer.py)
         return 50257 if self.tokenizer == "gpt2" else 257
 
     @property
@@ -65,6 +68,11 @@ class ModelConfig:
     low_res_size: int | None = None  # super-res only: resolution of the conditioning image
     noise_schedule: str = "squaredcos_cap_v2"
     diffusion_steps: int = 1000
+    # What the U-Net's first three output channels predict: "eps" (the noise, as GLIDE and every released
+    # checkpoint) or "v" (sqrt(ab) eps - sqrt(1 - ab) x_0, Salimans & Ho 2022). GLIDE.forward returns eps for
+    # both, so samplers and guidance never see the difference. With "v" the x_0 implied at high noise stays
+    # well conditioned; docs/training.md, "Which recipe learns most per unit of compute", has why that matters.
+    prediction: str = "eps"
 
     @property
     def in_channels(self) -> int:
@@ -106,8 +114,13 @@ class ModelConfig:
         if t is not None:
             if t.tokenizer not in TOKENIZERS:
                 raise GlideError(f"unknown tokenizer {t.tokenizer!r}; choose one of {', '.join(TOKENIZERS)}")
+            if t.vocab and (t.tokenizer != "gpt2" or len(set(t.vocab)) != len(t.vocab)
+                            or not all(isinstance(i, int) and 0 <= i < 50257 for i in t.vocab)):
+                raise GlideError("text.vocab must be distinct GPT-2 ids (0..50256), with tokenizer = \"gpt2\"")
             if t.width % t.heads:
                 raise GlideError(f"text width {t.width} is not divisible by {t.heads} heads")
+        if self.prediction not in ("eps", "v"):
+            raise GlideError(f"prediction must be \"eps\" or \"v\", got {self.prediction!r}")
         if self.noise_schedule not in ("squaredcos_cap_v2", "linear"):
             raise GlideError(f"unknown noise schedule {self.noise_schedule!r}")
         if self.super_res and not self.low_res_size:

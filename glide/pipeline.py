@@ -176,7 +176,7 @@ class Pipeline:
         if model.cfg.text is None:
             return None
         unique = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
-        tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(list(unique), model.cfg.text.context)
+        tokens, mask = get_tokenizer(model.cfg.text.tokenizer, model.cfg.text.vocab)(list(unique), model.cfg.text.context)
         emb = model.encode_text(tokens.to(self.device), mask.to(self.device))  # once per call: full precision
         index = torch.tensor([unique[p] for p in prompts], device=self.device)
         return TextEmbedding(*(t.float()[index] for t in emb))

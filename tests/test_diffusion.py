@@ -201,3 +201,38 @@ def test_hybrid_loss_terms_and_min_snr_weighting():
     assert snr[0] > 5 > snr[3]  # the test covers both sides of the cap
     huge = hybrid_loss(d, wrong.detach(), x0, xt, i, noise, snr_gamma=float(snr.max()) * 2)
     torch.testing.assert_close(huge["loss"], plain["loss"].detach())
+
+
+def test_v_prediction_model_returns_eps_and_trains_on_the_v_error():
+    """A "v" model's U-Net outputs v = sqrt(ab) eps - sqrt(1 - ab) x_0; GLIDE.forward turns it into eps, and the
+    loss's MSE is then v's (the eps MSE / ab)."""
+    from glide.config import get_preset
+    from glide.diffusion.losses import hybrid_loss
+    from glide.models import GLIDE
+    from glide.models.layers import timestep_embedding
+
+    d = Diffusion(beta_schedule("squaredcos_cap_v2"))
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1
+    noise = torch.randn(x0.shape, generator=g)
+    i = torch.tensor([3, 200, 600, 999])
+    xt = d.q_sample(x0, i, noise)
+    ab = torch.tensor(d.alphas_cumprod[i.numpy()], dtype=torch.float32).view(-1, 1, 1, 1)
+    v = ab.sqrt() * noise - (1 - ab).sqrt() * x0
+    model = GLIDE(get_preset("tiny").replace(text=None, prediction="v"))
+    torch.nn.init.normal_(model.unet.output_conv.weight, std=0.1)  # a non-zero output to convert
+    unet_out = model.unet(xt, model.unet.time_mlp(timestep_embedding(i, 32)), None)
+    out = model(xt, i)
+    torch.testing.assert_close(out[:, 3:], unet_out[:, 3:])
+    torch.testing.assert_close(out[:, :3], ab.sqrt() * unet_out[:, :3] + (1 - ab).sqrt() * xt)
+    # Fed the exact v, the conversion gives the exact eps, and x_0 comes back even at t = 999.
+    exact = model.v_to_eps(torch.cat([v, torch.zeros_like(v)], 1), xt, i)
+    torch.testing.assert_close(exact[:, :3], noise, atol=2e-4, rtol=0)
+    assert (d.predict_xstart(xt, i, exact[:, :3])[:3] - x0[:3]).abs().max() < 1e-3
+    # The loss: the eps MSE divided by ab is v's MSE.
+    wrong_v = v + 0.3 * torch.randn(v.shape, generator=g)
+    out = model.v_to_eps(torch.cat([wrong_v, torch.zeros_like(v)], 1), xt, i)
+    loss = hybrid_loss(d, out, x0, xt, i, noise, vlb_weight=0.0, prediction="v")
+    torch.testing.assert_close(loss["loss"], ((wrong_v - v) ** 2).mean((1, 2, 3)), rtol=2e-3, atol=1e-5)
+    with pytest.raises(GlideError, match="prediction"):
+        get_preset("tiny").replace(prediction="x0").validate()

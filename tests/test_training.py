@@ -189,6 +189,22 @@ def test_fine_tune_official_text2im_into_inpainting(tmp_path, toy_data):
     assert (tmp_path / "ft" / "checkpoints" / "step_00000001").is_dir()
 
 
+def test_fine_tune_eps_model_into_v_prediction(tmp_path, toy_data):
+    """init_from with [model] prediction = "v": the same weights, reinterpreted; any other [model] key is refused."""
+    from glide.pipeline import Pipeline
+
+    ckpt = make_official_checkpoint(tmp_path / "tiny.pt")
+    common = dict(data=str(toy_data), init_from=str(ckpt), init_kind="base", init_options=TINY_OPTIONS,
+                  max_steps=1, batch_size=2, workers=0)
+    trainer = Trainer(TrainConfig(out=str(tmp_path / "v"), model={"prediction": "v"}, **common))
+    assert trainer.model_cfg.prediction == "v"
+    trainer.run()
+    export_run(tmp_path / "v", tmp_path / "vm")
+    assert Pipeline.from_pretrained(tmp_path / "vm").model.cfg.prediction == "v"
+    with pytest.raises(GlideError, match="may set only prediction"):
+        Trainer(TrainConfig(out=str(tmp_path / "w"), model={"unet": {"channels": 64}}, **common))
+
+
 @pytest.mark.parametrize("kind", ["superres", "superres-inpaint"])
 def test_superres_kinds_train(kind, toy_data, tmp_path):
     cfg = TrainConfig(preset="tiny", kind=kind, data=str(toy_data), out=str(tmp_path / kind), max_steps=2,

@@ -74,8 +74,11 @@ class FolderSource:
         txt = self.files[i].with_suffix(".txt")
         return txt.read_text(encoding="utf-8").strip() if txt.is_file() else ""
 
+    def texts(self, i: int) -> list[str]:
+        return [self.caption(i)]
+
     def load(self, i: int) -> tuple[np.ndarray, list[str]]:
-        return decode_image(self.files[i], self.size, self.background), [self.caption(i)]
+        return decode_image(self.files[i], self.size, self.background), self.texts(i)
 
 
 def read_manifest(manifest: Path) -> list[dict]:
@@ -113,10 +116,11 @@ class JsonlSource:
     def caption(self, i: int) -> str:
         return self.rows[i]["caption"]
 
+    def texts(self, i: int) -> list[str]:
+        return [self.rows[i]["caption"], *self.rows[i].get("captions_alt", [])]
+
     def load(self, i: int) -> tuple[np.ndarray, list[str]]:
-        row = self.rows[i]
-        captions = [row["caption"], *row.get("captions_alt", [])]
-        return decode_image(self.root / row["image"], self.size, self.background), captions
+        return decode_image(self.root / self.rows[i]["image"], self.size, self.background), self.texts(i)
 
 
 class NpzSource:
@@ -147,6 +151,9 @@ class NpzSource:
     def caption(self, i: int) -> str:
         return self.captions[i][0]
 
+    def texts(self, i: int) -> list[str]:
+        return self.captions[i]
+
     def load(self, i: int) -> tuple[np.ndarray, list[str]]:
         return self.images[i], self.captions[i]
 
@@ -172,6 +179,9 @@ class CaptionFilter:
 
     def caption(self, i: int) -> str:
         return self.source.caption(self.index[i])
+
+    def texts(self, i: int) -> list[str]:
+        return self.source.texts(self.index[i])
 
     def load(self, i: int) -> tuple[np.ndarray, list[str]]:
         return self.source.load(self.index[i])

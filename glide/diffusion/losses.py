@@ -53,8 +53,11 @@ def vlb_terms(diffusion: Diffusion, model_output: torch.Tensor, x0: torch.Tensor
 
 def hybrid_loss(diffusion: Diffusion, model_output: torch.Tensor, x0: torch.Tensor, xt: torch.Tensor,
                 i: torch.Tensor, noise: torch.Tensor, vlb_weight: float = 0.001,
-                snr_gamma: float = 0.0) -> dict[str, torch.Tensor]:
-    """Per-sample losses: {"loss", "mse", "vlb"} ("mse" unweighted, whatever the weighting).
+                snr_gamma: float = 0.0, prediction: str = "eps") -> dict[str, torch.Tensor]:
+    """Per-sample losses: {"loss", "mse", "vlb"} ("mse" is the unweighted eps MSE, whatever the weighting).
+
+    `model_output` holds eps (a v-prediction model converts in its forward). With `prediction` "v" the MSE is
+    v's: |v - v*|^2 = |eps - eps*|^2 / ab, i.e. the eps MSE weighted by (SNR + 1) / SNR.
 
     `snr_gamma` > 0 weights the eps MSE by min(SNR, gamma) / SNR (Min-SNR-gamma, Hang et al. 2023). The eps
     loss is dominated by low-noise timesteps, whose gradients fight those of the high-noise ones that decide
@@ -66,10 +69,11 @@ def hybrid_loss(diffusion: Diffusion, model_output: torch.Tensor, x0: torch.Tens
     mse = ((noise - eps) ** 2).mean(dims)
     frozen = torch.cat([eps.detach(), var_values], dim=1)  # the VLB trains the variance only
     vlb = vlb_terms(diffusion, frozen, x0, xt, i)
-    weighted = mse
+    ab = diffusion.extract("alphas_cumprod", i, 1)
+    snr = ab / (1 - ab)
+    weighted = mse / ab if prediction == "v" else mse
     if snr_gamma > 0:
-        ab = diffusion.extract("alphas_cumprod", i, 1)
-        snr = ab / (1 - ab)
+        # min(SNR, gamma) / SNR on the eps MSE, which is min(SNR, gamma) / (SNR + 1) on v's: the same weights
         weighted = mse * (snr.clamp(max=snr_gamma) / snr)
     loss = weighted + vlb * (vlb_weight * diffusion.num_timesteps)
     return {"loss": loss, "mse": mse, "vlb": vlb}

@@ -28,7 +28,10 @@ class TextEmbedding(NamedTuple):
 
 
 class GLIDE(nn.Module):
-    """eps and variance prediction: forward(x_t, t, text, ...) -> [B, 6, H, W] (eps | variance interpolation)."""
+    """eps and variance prediction: forward(x_t, t, text, ...) -> [B, 6, H, W] (eps | variance interpolation).
+
+    A v-prediction model (cfg.prediction = "v") converts its U-Net's v to eps here, so everything downstream
+    (samplers, guidance, the loss's VLB term) reads eps from every model."""
 
     OFFICIAL_NAMES = {"text": "", "text_proj": "transformer_proj", "unet": ""}
 
@@ -108,4 +111,16 @@ class GLIDE(nn.Module):
             if low_res is None:
                 raise ValueError("a super-resolution model needs `low_res`")
             h = torch.cat([h, F.interpolate(low_res, x.shape[2:], mode="bilinear", align_corners=False)], dim=1)
-        return self.unet(h, emb, text_tokens)
+        out = self.unet(h, emb, text_tokens)
+        return self.v_to_eps(out, x, t) if self.cfg.prediction == "v" else out
+
+    def v_to_eps(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """eps = sqrt(ab) v + sqrt(1 - ab) x_t, from x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps and the definition of v."""
+        if getattr(self, "_alphas_cumprod", None) is None or self._alphas_cumprod.device != x.device:
+            from ..diffusion.schedule import beta_schedule
+
+            betas = torch.from_numpy(beta_schedule(self.cfg.noise_schedule, self.cfg.diffusion_steps))
+            self._alphas_cumprod = torch.cumprod(1 - betas, 0).float().to(x.device)
+        ab = self._alphas_cumprod[t.long()].view(-1, 1, 1, 1)
+        eps = ab.sqrt() * out[:, :3].float() + (1 - ab).sqrt() * x.float()
+        return torch.cat([eps.to(out.dtype), out[:, 3:]], dim=1)

@@ -80,8 +80,10 @@ def config_from_options(**options: Any) -> ModelConfig:
 def options_from_config(cfg: ModelConfig) -> dict[str, Any]:
     """The official options that build the same network (inverse of config_from_options)."""
     u, t = cfg.unet, cfg.text
-    if t is not None and t.tokenizer != "gpt2":
-        raise GlideError("only GPT-2-tokenizer models have an official layout")
+    if t is not None and (t.tokenizer != "gpt2" or t.vocab):
+        raise GlideError("only models with GPT-2's full 50257-token table have an official layout")
+    if cfg.prediction != "eps":
+        raise GlideError("only eps-prediction models have an official layout")
     return dict(
         image_size=u.image_size, num_channels=u.channels, num_res_blocks=u.num_res_blocks,
         channel_mult=",".join(map(str, u.channel_mult)), num_heads=u.num_heads, num_head_channels=u.head_channels,

@@ -1,5 +1,5 @@
 """Turning captions into token ids."""
 
-from .tokenizer import Tokenizer, get_tokenizer
+from .tokenizer import Tokenizer, fit_vocab, get_tokenizer
 
-__all__ = ["Tokenizer", "get_tokenizer"]
+__all__ = ["Tokenizer", "fit_vocab", "get_tokenizer"]

@@ -29,6 +29,7 @@ class TrainConfig:
     init_from: str | None = None  # fine-tune: a model folder, or an official .pt (with init_kind)
     init_kind: str | None = None  # official kind of init_from when it is a .pt: base, upsample, ...
     init_options: dict[str, Any] = field(default_factory=dict)  # official hyperparameters of init_from
+    fit_vocab: bool = False  # gpt2 tokenizer, new model: prune the 50257-row table to the training captions' tokens
     # data
     data: str = ""
     background: str = "white"  # RGBA images are composited on this
@@ -120,6 +121,9 @@ class TrainConfig:
             raise GlideError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.resident and self.kind == "clip":
             raise GlideError("resident = true is for diffusion kinds, not clip")
+        if self.fit_vocab and (self.kind == "clip" or self.init_from):
+            raise GlideError("fit_vocab fits the text table of a new diffusion model; it does not go with "
+                             "kind = \"clip\" or init_from")
         if self.lr_schedule not in ("constant", "cosine"):
             raise GlideError("lr_schedule must be constant or cosine")
         return self

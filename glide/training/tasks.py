@@ -43,7 +43,7 @@ class DiffusionTask:
     def __init__(self, model_cfg: ModelConfig, train_cfg, device: torch.device):
         self.cfg, self.train_cfg, self.device = model_cfg, train_cfg, device
         self.diffusion = Diffusion.from_schedule(model_cfg.noise_schedule, model_cfg.diffusion_steps)
-        self.tokenizer = get_tokenizer(model_cfg.text.tokenizer) if model_cfg.text else None
+        self.tokenizer = get_tokenizer(model_cfg.text.tokenizer, model_cfg.text.vocab) if model_cfg.text else None
         self.image_size = model_cfg.unet.image_size
 
     def build(self) -> GLIDE:
@@ -88,7 +88,8 @@ class DiffusionTask:
         kw = {k: batch[k][sl] for k in ("tokens", "mask", "low_res", "inpaint_image", "inpaint_mask") if k in batch}
         with autocast:
             out = net(xt, self.diffusion.model_timesteps(i), **kw)
-        return hybrid_loss(self.diffusion, out, x0, xt, i, noise, self.train_cfg.vlb_weight, self.train_cfg.snr_gamma)
+        return hybrid_loss(self.diffusion, out, x0, xt, i, noise, self.train_cfg.vlb_weight, self.train_cfg.snr_gamma,
+                           self.cfg.prediction)
 
     def evaluate(self, model, run_dir: Path, step: int, source, precision) -> None:
         """A grid of samples for the fixed prompts (super-resolution: from fixed low-res data images)."""

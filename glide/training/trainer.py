@@ -9,6 +9,7 @@ on CUDA. Checkpoints hold everything needed to continue bit-exactly.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..config import ModelConfig
 from ..data.datasets import CaptionFilter, open_source
+from ..text import fit_vocab
 from ..data.filter import data_filter_record
 from ..data.loader import BatchStream, Position
 from ..errors import GlideError
@@ -121,12 +123,7 @@ class Trainer:
         self.step = saved["state"]["step"] if saved else 0
 
         # Data: each process reads its own share of every epoch.
-        source = open_source(cfg.data, self.task.image_size, cfg.background)
-        if cfg.caption_filter:
-            source = CaptionFilter(source, cfg.caption_filter)
-            if self.dist.rank == 0:
-                tqdm.write(f"caption_filter {cfg.caption_filter!r}: training on {len(source)} image(s)")
-        self.source = source
+        self.source = source = self._open_source(self.task.image_size)
         # What `glide data filter` did to this data (policy and its hash), for the run and the model card.
         self.data_filter = data_filter_record(cfg.data)
         if self.data_filter and self.dist.rank == 0:
@@ -180,12 +177,44 @@ class Trainer:
             self._init_state = adapt_inputs(sd, src_cfg, model_cfg)
         else:
             model_cfg = cfg.model_config()
+            if cfg.fit_vocab:
+                model_cfg = self._fit_vocab(model_cfg)
         return DiffusionTask(model_cfg, cfg, self.device)
+
+    def _open_source(self, size: int):
+        if getattr(self, "_source", (None, None))[0] != size:
+            cfg = self.cfg
+            source = open_source(cfg.data, size, cfg.background)
+            if cfg.caption_filter:
+                source = CaptionFilter(source, cfg.caption_filter)
+                if self.dist.rank == 0:
+                    tqdm.write(f"caption_filter {cfg.caption_filter!r}: training on {len(source)} image(s)")
+            self._source = (size, source)
+        return self._source[1]
+
+    def _fit_vocab(self, model_cfg: ModelConfig) -> ModelConfig:
+        """Prune the GPT-2 table to the tokens of the training captions (alternatives included)."""
+        if model_cfg.text is None or model_cfg.text.tokenizer != "gpt2":
+            raise GlideError("fit_vocab needs a model with the gpt2 tokenizer ([model.text] tokenizer = \"gpt2\")")
+        source = self._open_source(model_cfg.unet.image_size)
+        if not hasattr(source, "texts"):
+            raise GlideError("fit_vocab needs a folder, a .jsonl manifest or an .npz file, not WebDataset shards")
+        vocab = fit_vocab(t for i in range(len(source)) for t in source.texts(i))
+        if self.dist.rank == 0:
+            tqdm.write(f"fit_vocab: {len(vocab)} of GPT-2's 50257 tokens, from {len(source)} items' captions")
+        return model_cfg.replace(text=dataclasses.replace(model_cfg.text, vocab=vocab))
 
     def _fine_tune_config(self, src: ModelConfig) -> ModelConfig:
         cfg = src.with_kind(self.cfg.kind)
         if cfg.super_res and not cfg.low_res_size:
             cfg = cfg.replace(low_res_size=cfg.unet.image_size // 4)
+        # The source decides the architecture; [model] may change only what keeps every weight's shape.
+        unsupported = sorted(set(self.cfg.model) - {"prediction"})
+        if unsupported:
+            raise GlideError(f"with init_from the model comes from {self.cfg.init_from}; [model] may set only "
+                             f"prediction (eps -> v fine-tuning), not {', '.join(unsupported)}")
+        if "prediction" in self.cfg.model:
+            cfg = cfg.replace(prediction=self.cfg.model["prediction"])
         return cfg.validate()
 
     def _precision(self) -> str:
