@@ -39,6 +39,10 @@ def load_source(cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]
     from ..checkpoint import read_model_dir, read_official_checkpoint
 
     src = Path(cfg.init_from)
+    if str(cfg.init_from).startswith("bundled:"):  # the shipped models, e.g. to continue training the default base
+        from ..pipeline import resolve_model
+
+        src = resolve_model(cfg.init_from)
     if src.is_dir():
         src_cfg, sd, _ = read_model_dir(src)
     else:
