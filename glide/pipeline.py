@@ -143,8 +143,7 @@ class Pipeline:
         if clip is not None:
             from .clip.io import load_clip
 
-            official = str(clip) in ("official", "official:clip")
-            noised_clip = load_clip("official" if official else resolve_model(clip), device)
+            noised_clip = load_clip(resolve_model("official:clip" if str(clip) == "official" else clip), device)
         return cls(model, device, dtype, upsampler=up, clip=noised_clip)
 
     def clip_guidance(self, prompts: Sequence[str], scale: float):

@@ -12,7 +12,7 @@ from glide import GLIDE, PRESETS, ModelConfig, official
 from glide.config import get_preset
 from glide.errors import GlideError
 from glide.models.unet import Attention
-from glide.official.keys import key_map
+from glide.keys import key_map
 
 OFFICIAL = json.loads((HERE / "fixtures" / "official_checkpoints.json").read_text())
 

@@ -49,9 +49,8 @@ def build_clip(cfg: CLIPConfig, state_dict: dict[str, torch.Tensor], device: str
 
 
 def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu") -> NoisedCLIP:
-    """Load a CLIP folder (or "official": the released encoders, converted once into the cache)."""
-    if str(path) == "official":
-        path = ensure_official_clip()
+    """Load a CLIP folder (`official:clip`, the released encoders, is resolved to one by
+    glide.pipeline.resolve_model)."""
     cfg, sd, _ = read_clip_dir(path)
     return build_clip(cfg, sd, device)
 
@@ -67,13 +66,3 @@ def convert_official_clip(image_pt: str | os.PathLike, text_pt: str | os.PathLik
     native = from_official_state_dicts(skeleton, image_sd, text_sd, f"{Path(image_pt).name} + {Path(text_pt).name}")
     source = {"official": "clip", "image_file": Path(image_pt).name, "text_file": Path(text_pt).name}
     return save_clip_dir(out, native, cfg, meta={"source": source}, force=force)
-
-
-def ensure_official_clip() -> Path:
-    """The released noised CLIP as a CLIP folder in the cache (downloaded and converted on first use)."""
-    from ..official.hub import converted_dir, official_file
-
-    out = converted_dir("clip")
-    if not (out / WEIGHTS).is_file():
-        convert_official_clip(official_file("clip-image"), official_file("clip-text"), out)
-    return out

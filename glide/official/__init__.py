@@ -16,7 +16,8 @@ from ..diffusion import Diffusion
 from ..models import GLIDE
 from ..samplers import sample_ddim, sample_ddpm
 from ..text import get_tokenizer
-from .keys import from_official, to_official
+from .clip import clip_tokenize, load_clip
+from ..keys import from_official, to_official
 from .options import config_from_options, options_from_config
 
 __all__ = ["OfficialModel", "OfficialDiffusion", "load_model", "create_diffusion", "tokenize",
@@ -110,5 +111,3 @@ def create_diffusion(diffusion_steps: int = 1000, noise_schedule: str = "squared
                      timestep_respacing: str = "") -> OfficialDiffusion:
     return OfficialDiffusion(Diffusion.from_schedule(noise_schedule, diffusion_steps, timestep_respacing))
 
-
-from .clip import clip_tokenize, load_clip  # noqa: E402

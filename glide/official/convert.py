@@ -12,7 +12,7 @@ from ..checkpoint import check_finite, read_official_checkpoint, save_model_dir
 from ..config import PRESETS, ModelConfig
 from ..errors import GlideError
 from ..models import GLIDE
-from .keys import from_official
+from ..keys import from_official
 from .options import KIND_FLAGS, config_from_options
 
 

@@ -68,9 +68,16 @@ def converted_dir(name: str) -> Path:
 
 
 def ensure_converted(name: str) -> Path:
-    """Convert the official checkpoint once into our format and return the model folder."""
+    """Convert the official checkpoint once into our format and return the model folder: `official:NAME`
+    resolves here, for a GLIDE model (base, upsample, ...) and for the noised CLIP ("clip": the two released
+    encoders become one CLIP folder)."""
     out = converted_dir(name)
     if (out / "model.safetensors").is_file():
+        return out
+    if name == "clip":
+        from ..clip.io import convert_official_clip
+
+        convert_official_clip(official_file("clip-image"), official_file("clip-text"), out)
         return out
     from .convert import convert_official
 
@@ -78,4 +85,9 @@ def ensure_converted(name: str) -> Path:
     return out
 
 
-__all__ = ["URLS", "cache_dir", "official_file", "converted_dir", "ensure_converted"]
+def ensure_official_clip() -> Path:
+    """The released noised CLIP as a CLIP folder in the cache (downloaded and converted on first use)."""
+    return ensure_converted("clip")
+
+
+__all__ = ["URLS", "cache_dir", "official_file", "converted_dir", "ensure_converted", "ensure_official_clip"]
