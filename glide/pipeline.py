@@ -13,14 +13,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import defaults, guidance
+from . import defaults, guidance, samplers
 from .checkpoint import check_state_dict, read_model_dir
 from .config import ModelConfig
 from .diffusion import Diffusion
 from .errors import GlideError
 from .images import from_pil, to_pil
 from .models import GLIDE, TextEmbedding
-from .samplers import Generator, get_sampler, randn
+from .samplers import Generator, randn
 from .text import get_tokenizer
 
 from .runtime import DTYPES, default_device, default_dtype
@@ -277,7 +277,7 @@ class Pipeline:
         temperature = finite(temperature, "temperature")
         model = model or self.model
         sampler, steps = defaults.sampler_and_steps(cond_fn is not None, sampler, steps)
-        sample_fn = get_sampler(sampler)
+        spec = samplers.check(sampler, clip_guided=cond_fn is not None)
         diffusion = self.diffusion(steps, model)
         n, size = len(prompts), model.cfg.unet.image_size
         extra = dict(inputs or {})
@@ -286,11 +286,13 @@ class Pipeline:
         denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale)
         if x is None:
             x = randn((n, 3, size, size), generator, self.device) * temperature
-        kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, cond_fn=cond_fn, generator=generator,
+        kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, generator=generator,
                       progress=progress, project=project, callback=callback, start=start)
-        if sampler == "ddim":
+        if spec.cond_fn:
+            kwargs["cond_fn"] = cond_fn
+        if spec.takes_eta:
             kwargs["eta"] = eta
-        return sample_fn(denoiser, diffusion, x, **kwargs)
+        return spec.load()(denoiser, diffusion, x, **kwargs)
 
     @staticmethod
     def _prompts(prompt: str | Sequence[str]) -> list[str]:

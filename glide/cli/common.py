@@ -8,12 +8,12 @@ import os
 import random
 from pathlib import Path
 
-from .. import __version__, defaults
+from .. import __version__, defaults, samplers
 from ..errors import GlideError
 from .args import _positive_int, _seed
 
 
-SAMPLER_NAMES = defaults.SAMPLER_NAMES
+SAMPLER_NAMES = samplers.NAMES
 
 # Where a PNG written by glide keeps its settings: a tEXt chunk holding ASCII JSON (see `glide info`).
 PNG_KEY = "glide"
@@ -142,8 +142,7 @@ def _sampler_and_steps(args) -> bool:
     guided = bool(args.clip_guidance_scale)
     args.sampler, args.steps = defaults.sampler_and_steps(guided, args.sampler, args.steps)
     args.steps = str(args.steps)
-    if guided and args.sampler not in ("ddpm", "ddim"):
-        raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {args.sampler}")
+    samplers.check(args.sampler, guided)
     return guided
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import defaults
 from ..errors import GlideError
 from .args import _finite, _positive_int, _scales, _seed, _steps
+from ..samplers import GUIDABLE
 from .common import SAMPLER_NAMES, _check_device, _write_text
 
 
@@ -27,11 +28,11 @@ def _eval_defaults(mode: str) -> dict:
     what the user gave), so that an option given before the subcommand is not overwritten by the
     subcommand's default. The sweep samples with CLIP guidance, so it uses the CLIP-guided sampler."""
     sweep, coco = mode == "sweep", mode == "coco"
-    d = dict(model=None, n=30_000 if coco else 100 if sweep else 200,
-             guidance_scales=defaults.SWEEP_CFG_SCALES if sweep else (defaults.GUIDANCE,) if coco else (0.0, 1.0, 2.0, 3.0, 5.0),
+    d = dict(model=None, n=defaults.COCO_N if coco else defaults.SWEEP_N if sweep else defaults.EVAL_N,
+             guidance_scales=defaults.SWEEP_CFG_SCALES if sweep else (defaults.GUIDANCE,) if coco else defaults.EVAL_CFG_SCALES,
              clip_scales=defaults.SWEEP_CLIP_SCALES if sweep else (), clip_cfg_scale=1.0,
              steps=str(defaults.SWEEP_STEPS) if sweep else str(defaults.STEPS), sampler=defaults.CLIP_SAMPLER if sweep else defaults.SAMPLER,
-             seed=0, batch_size=16, clip_model=None, judge_clip=None, open_clip_act="quickgelu",
+             seed=0, batch_size=defaults.EVAL_BATCH_SIZE, clip_model=None, judge_clip=None, open_clip_act="quickgelu",
              inception_weights=None, cache_dir=None, out={"sweep": "eval-sweep", "coco": "eval-coco"}.get(mode, "eval"),
              device=None, dtype=None, quiet=False)
     if coco:
@@ -81,7 +82,7 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
     add("-n", type=_positive_int, help="captions drawn (one sample each per setting)")
     add("--guidance-scales", "--cfg-scales", dest="guidance_scales", type=_scales,
         help="classifier-free guidance scales, e.g. 0,1,2,3,5")
-    add("--clip-scales", type=_scales, help="CLIP guidance scales (rows on the conditional model; needs ddpm or ddim)")
+    add("--clip-scales", type=_scales, help=f"CLIP guidance scales (rows on the conditional model; needs {' or '.join(GUIDABLE)})")
     add("--clip-cfg-scale", type=_finite,
         help="classifier-free scale under CLIP guidance (1: the conditional model alone, as the paper)")
     add("--steps", type=_steps, help="sampling steps, or a respacing like fast27")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import defaults
+from .. import defaults, samplers
 from ..errors import GlideError
 from ..images import grid, save_atomic, to_uint8
 from .metrics import clip_score, fd_from_features, inception_score, precision_recall, softmax_probs
@@ -38,14 +38,14 @@ from .metrics import clip_score, fd_from_features, inception_score, precision_re
 class EvalConfig:
     data: str = "data/emoji"  # an emoji_64.npz, or the folder holding it
     splits: tuple[str, ...] = ("heldout_pair", "heldout_emoji")
-    n: int = 200  # images per setting (and real images drawn)
-    guidance_scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0)  # classifier-free guidance rows
+    n: int = defaults.EVAL_N  # images per setting (and real images drawn)
+    guidance_scales: tuple[float, ...] = defaults.EVAL_CFG_SCALES  # classifier-free guidance rows
     clip_scales: tuple[float, ...] = ()  # CLIP guidance rows (0 = the unguided conditional model)
     clip_cfg_scale: float = 1.0  # classifier-free scale under CLIP guidance (1: the conditional model alone)
     steps: int | str = defaults.STEPS
     sampler: str = defaults.SAMPLER
     seed: int = 0
-    batch_size: int = 16
+    batch_size: int = defaults.EVAL_BATCH_SIZE
     k: int = 3  # neighbourhood size for precision/recall
     is_splits: int = 1  # Inception Score splits (the original protocol: 10, over 50k images)
 
@@ -253,8 +253,7 @@ def check_settings(pipe, cfg: EvalConfig) -> None:
     if not cfg.guidance_scales and not cfg.clip_scales:
         raise GlideError("no guidance scales given")
     if any(cfg.clip_scales):
-        if cfg.sampler not in ("ddpm", "ddim"):
-            raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {cfg.sampler} (--sampler)")
+        samplers.check(cfg.sampler, clip_guided=True)
         if getattr(pipe, "clip", None) is None:
             raise GlideError("CLIP-guided rows need a noised CLIP (--clip-model)")
 
