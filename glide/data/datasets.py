@@ -25,6 +25,7 @@ from PIL import Image
 
 from ..errors import GlideError
 from ..images import to_rgb
+from .arrays import load_arrays
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -127,17 +128,10 @@ class NpzSource:
     """Our compact array file: `images` uint8 [N, S, S, 3], `captions`, optional `captions_alt` and `split`."""
 
     def __init__(self, path: Path, size: int, splits: Sequence[str] | None = ("train",)):
-        with np.load(path, allow_pickle=False) as z:
-            images = z["images"]
-            captions = [str(c) for c in z["captions"]]
-            alt = json.loads(str(z["captions_alt"])) if "captions_alt" in z.files else [[] for _ in captions]
-            split = [str(s) for s in z["split"]] if "split" in z.files else ["train"] * len(captions)
-        keep = [i for i, s in enumerate(split) if splits is None or s in splits]
-        if not keep:
-            raise GlideError(f"{path} has no images in split(s) {list(splits or [])}")
-        self.images = images[keep]
-        self.captions = [[captions[i], *alt[i]] for i in keep]
-        self.stored_size = int(images.shape[1])
+        arrays = load_arrays(path, splits)
+        self.images = arrays["images"]
+        self.captions = [[c, *alt] for c, alt in zip(arrays["captions"], arrays["captions_alt"])]
+        self.stored_size = arrays["size"]
         if self.stored_size < size:
             raise GlideError(f"{path} holds {self.stored_size} px images but the model trains at {size} px; "
                              f"build the data at {size} px (e.g. glide data emoji --size {size})")

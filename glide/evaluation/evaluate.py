@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import defaults, samplers
+from ..data.arrays import arrays_path, load_arrays
 from ..errors import GlideError
 from ..images import grid, save_atomic, to_uint8
 from .metrics import clip_score, fd_from_features, inception_score, precision_recall, softmax_probs
@@ -76,9 +77,7 @@ def settings(cfg: EvalConfig) -> list[Setting]:
 
 
 def _npz_path(data: str | os.PathLike, size: int) -> Path:
-    p = Path(data)
-    if p.is_dir():
-        p = p / f"emoji_{size}.npz"
+    p = arrays_path(data, size)
     if not p.is_file():
         raise GlideError(f"no evaluation data at {p}: build it with `glide data emoji --out DIR`")
     return p
@@ -88,15 +87,11 @@ def load_reference(cfg: EvalConfig, size: int) -> tuple[np.ndarray, list[str], P
     """The real images (uint8 [N, S, S, 3]) and captions of `cfg.n` items of the held-out splits, drawn with
     a fixed seed, and the file they came from."""
     path = _npz_path(cfg.data, size)
-    with np.load(path, allow_pickle=False) as z:
-        split = z["split"]
-        idx = np.flatnonzero(np.isin(split, list(cfg.splits)))
-        if len(idx) == 0:
-            raise GlideError(f"{path} has no images in split(s) {', '.join(cfg.splits)}")
-        if cfg.n < len(idx):
-            idx = np.sort(np.random.default_rng(cfg.seed).choice(idx, cfg.n, replace=False))
-        images = z["images"][idx]
-        captions = [str(c) for c in z["captions"][idx]]
+    arrays = load_arrays(path, cfg.splits)
+    images, captions = arrays["images"], arrays["captions"]
+    if cfg.n < len(images):  # the same draw as choosing from the split rows' file positions
+        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(images), cfg.n, replace=False))
+        images, captions = images[pick], [captions[i] for i in pick]
     if images.shape[1] != size:
         raise GlideError(f"{path} holds {images.shape[1]} px images; the model makes {size} px ones")
     return images, captions, path
