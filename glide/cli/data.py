@@ -42,6 +42,33 @@ def cmd_emoji(args) -> int:
     return 0
 
 
+def add_filter_arguments(parser) -> None:
+    """Options of `glide data filter`."""
+    parser.add_argument("data", help="a folder of images, a dataset folder, a .jsonl manifest, an .npz file, "
+                                     "or WebDataset .tar shards (a glob or a folder of them)")
+    parser.add_argument("--policy", required=True, help="policy TOML: [[rule]] tables (see configs/filter/emoji.toml)")
+    parser.add_argument("--out", required=True, help="new folder for the kept set (same format as the input)")
+    parser.add_argument("--report", default=None, help="report folder (default: OUT-report beside OUT)")
+    parser.add_argument("--device", default="cpu", help="device for CLIP rules (default cpu)")
+    parser.add_argument("--background", default="white", help="colour transparent images are composited on")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_filter(args) -> int:
+    from ..data.filter import filter_data
+
+    s = filter_data(args.data, args.policy, args.out, args.report, args.device, args.background, not args.quiet)
+    print(f"policy {s['policy']} (sha256 {s['policy_sha256'][:16]}...): kept {s['kept']} of {s['total']}, "
+          f"removed {s['removed']}")
+    for name, row in s["rules"].items():
+        extra = ""
+        if "labels" in row:
+            extra = f"  precision {row['labels']['precision']}  recall {row['labels']['recall']}"
+        print(f"  {name:24s} removed {row['removed']:6d}  (only this rule {row['removed_only_by_this']}){extra}")
+    print(f"wrote {s['out']} and {s['report']}")
+    return 0
+
+
 def register(sub) -> None:
     """glide data emoji and glide data filter."""
     d = sub.add_parser("data", help="build datasets")
@@ -49,8 +76,6 @@ def register(sub) -> None:
     em = dsub.add_parser("emoji", help="the emoji artwork dataset (Twemoji, OpenMoji, Noto) with CLDR captions")
     add_emoji_arguments(em)
     em.set_defaults(func=cmd_emoji)
-    from ..data import filter as data_filter
-
     fi = dsub.add_parser("filter", help="drop the images a policy names (caption, metadata and CLIP rules)")
-    data_filter.add_arguments(fi)
-    fi.set_defaults(func=data_filter.run)
+    add_filter_arguments(fi)
+    fi.set_defaults(func=cmd_filter)
