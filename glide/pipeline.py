@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from . import defaults, guidance, samplers
-from .checkpoint import check_state_dict, read_model_dir
+from .checkpoint import load_weights, on_meta, read_model_dir
 from .config import ModelConfig
 from .diffusion import Diffusion
 from .errors import GlideError
@@ -58,13 +58,7 @@ def default_model(role: str) -> Path:
 
 def load_model(spec: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GLIDE, dict]:
     cfg, sd, doc = read_model_dir(resolve_model(spec))
-    with torch.device("meta"):
-        model = GLIDE(cfg)
-    check_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}, sd, spec)
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, assign=True)
-    except RuntimeError as e:
-        raise GlideError(f"weights in {spec} do not match its config: {str(e).splitlines()[0]}") from None
+    model = load_weights(on_meta(lambda: GLIDE(cfg)), sd, spec)
     return model.to(device).eval(), doc
 
 

@@ -158,6 +158,6 @@ def _common(s, batch_default: int = defaults.BATCH_SIZE) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from ..files import write_text_atomic
+
+    write_text_atomic(path, text)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GlideError
+from ..checkpoint import fp32
 from ..keys import from_official, to_official
 from ..models.layers import LayerNorm as _LayerNorm
 from .tokenizer import get_clip_tokenizer
@@ -287,7 +288,7 @@ def from_official_state_dicts(model: NoisedCLIP, image_sd: dict, text_sd: dict, 
         raise GlideError(f"{what}: the image and text encoder state dicts are swapped")
     out = {"text." + k: v for k, v in from_official(model.text, text_sd, f"{what} text encoder").items()}
     out.update({"image." + k: v for k, v in from_official(model.image, image_sd, f"{what} image encoder").items()})
-    out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+    out = fp32(out)
     out["logit_scale"] = torch.tensor(math.log(model.cfg.logit_scale))
     return out
 

@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from .. import defaults, samplers
 from ..data.arrays import arrays_path, load_arrays
 from ..errors import GlideError
-from ..images import grid, save_atomic, to_uint8
+from ..files import atomic_write
+from ..images import from_uint8, grid, save_atomic, to_uint8
 from .metrics import clip_score, fd_from_features, inception_score, precision_recall, softmax_probs
 
 
@@ -98,7 +99,7 @@ def load_reference(cfg: EvalConfig, size: int) -> tuple[np.ndarray, list[str], P
 
 
 def to_model_range(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return from_uint8(images)
 
 
 @torch.no_grad()
@@ -141,13 +142,8 @@ def _file_key(path: str | os.PathLike) -> list:
 
 
 def _savez_atomic(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _cached(path: Path, make):

@@ -12,7 +12,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..text import fit_vocab
 from ..data.filter import data_filter_record
 from ..data.loader import BatchStream, Position
 from ..errors import GlideError
+from ..files import write_text_atomic
 from . import state as ckpt_io
 from .config import TrainConfig
 from .distributed import Distributed, local
@@ -401,9 +401,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
             continue  # a line cut short by the interruption
         keep.append(line)
     if len(keep) != len(lines):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(keep), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(keep))
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:

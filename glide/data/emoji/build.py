@@ -7,7 +7,6 @@ import json
 import os
 import random
 import shutil
-import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -17,6 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ...errors import GlideError
+from ...files import temp_dir_beside
 from ..arrays import save_arrays
 from .captions import DEFAULT_STYLES, NOTO_FONTS, NPM_PACKAGES, OPENCLIPART_DIRS, SPLITS, STYLES, make_captions, split_of
 from .npm import default_work_dir, fetch_npm
@@ -122,10 +122,7 @@ def build_emoji_dataset(out: str | os.PathLike, sizes=(64,), styles=None, work_d
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
+        tmp = temp_dir_beside(out)  # mkdtemp makes it private; the dataset should not be
     except OSError as e:
         raise GlideError(f"cannot write next to {out}: {e.strerror or e}") from None
     try:

@@ -122,7 +122,7 @@ def write_report(decider: Decider, policy: Policy, summary: dict, out: Path) -> 
                           for e in sorted(st.kept_examples, key=lambda e: -e[0])), ""]
         (tmp / "report.md").write_text("\n".join(lines), encoding="utf-8")
         (tmp / "report.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-        from ...checkpoint import public_permissions
+        from ...files import public_permissions
 
         public_permissions(tmp)
         os.replace(tmp, out)

@@ -74,7 +74,7 @@ def filter_data(data: str, policy_path: str, out: str, report: str | None = None
                                                   "files")},
                       "policy": policy.document(), "rules": {k: v["removed"] for k, v in summary["rules"].items()}}
         (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n", encoding="utf-8")
-        from ...checkpoint import public_permissions
+        from ...files import public_permissions
 
         public_permissions(tmp)
         write_report(decider, policy, summary, report_p)
