@@ -248,3 +248,10 @@ def load_weights(model: M, state_dict: dict[str, torch.Tensor], where) -> M:
 def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
     doc, sd = read_folder(path, "glide model", lambda d: "model" in d)
     return ModelConfig.from_dict(doc["model"]), sd, doc
+
+
+def model_key(path: str | os.PathLike) -> str:
+    """Identity of a model folder or weights file for caches: names, sizes and times of its files."""
+    path = Path(path)
+    files = sorted(path.glob("*")) if path.is_dir() else [path]
+    return json.dumps([[f.name, os.stat(f).st_size, int(os.stat(f).st_mtime)] for f in files if f.is_file()])

@@ -22,13 +22,13 @@ PACKAGE = ROOT / "glide"
 # Lowest first. A module may import from its own layer and those below it, never from one above. A name
 # stands for a module or a whole subpackage; the longest matching name decides a module's layer.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("glide.errors", "glide.defaults", "glide.runtime", "glide.files")),
+    ("foundation", ("glide.errors", "glide.defaults", "glide.runtime", "glide.files", "glide.validation")),
     ("formats", ("glide.config", "glide.checkpoint", "glide.keys", "glide.images", "glide.text")),
     ("maths", ("glide.diffusion", "glide.models")),
-    ("sampling", ("glide.samplers", "glide.guidance", "glide.editing")),
+    ("sampling", ("glide.samplers", "glide.guidance", "glide.hooks", "glide.editing")),
     ("clip", ("glide.clip",)),
     ("official", ("glide.official",)),
-    ("pipeline", ("glide.pipeline",)),
+    ("pipeline", ("glide.loading", "glide.pipeline", "glide.pipeline_edits")),
     ("workflows", ("glide.data", "glide.training", "glide.evaluation")),
     ("apps", ("glide.web", "glide.rate")),
     ("entry", ("glide", "glide.cli", "glide.__main__")),

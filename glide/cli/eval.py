@@ -160,8 +160,6 @@ def cmd_eval(args) -> int:
 
         reference = load_coco_reference(args.captions, args.images, n=args.n, seed=args.seed,
                                         size=pipe.cfg.unet.image_size, cache_dir=cache_dir, progress=not args.quiet)
-    pipe.model_key = model_key(resolve_model(model))
-    pipe.clip_key = model_key(clip_dir)
     clip, clip_key = (pipe.clip, pipe.clip_key) if pipe.clip is not None else \
         _scoring_clip(clip_spec, pipe.device, args.open_clip_act)
     judge, judge_key = _scoring_clip(args.judge_clip, pipe.device, args.open_clip_act) if args.judge_clip else (None, "")

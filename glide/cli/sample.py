@@ -47,14 +47,14 @@ def cmd_sample(args) -> int:
 
 
 def cmd_inpaint(args) -> int:
-    from ..editing import box_to_repaint, check_edit, mask_to_repaint, open_image, parse_box, to_rgb
+    from ..editing import check_edit, open_image, parse_box, repaint_region, to_rgb
 
     if (args.mask is None) == (args.box is None):
         raise GlideError("give exactly one of --mask MASK.png or --box x0,y0,x1,y1")
     box = parse_box(args.box) if args.box else None
     out = _common_checks(args, [args.prompt])
     original = to_rgb(open_image(args.image, "image"))
-    repaint = box_to_repaint(*original.size, box) if box else mask_to_repaint(open_image(args.mask, "mask"))
+    repaint = repaint_region(original, args.mask, box)
     check_edit(original, repaint)
     seed = _pick_seed(args.seed)
     pipe = _pipeline(args, need_upsampler=args.upsample)

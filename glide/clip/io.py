@@ -14,7 +14,6 @@ import torch
 
 from ..checkpoint import (FORMAT, WEIGHTS, load_weights, on_meta, read_folder, read_official_checkpoint, write_folder,
                           write_weights)
-from ..errors import GlideError
 from .model import CLIP_PRESETS, CLIPConfig, NoisedCLIP, from_official_state_dicts
 
 

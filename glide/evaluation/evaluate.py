@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import defaults, samplers
+from ..checkpoint import model_key  # noqa: F401  (glide eval's cache keys; imported from here by scripts)
 from ..data.arrays import arrays_path, load_arrays
 from ..errors import GlideError
 from ..files import atomic_write
@@ -154,13 +155,6 @@ def _cached(path: Path, make):
     x = make()
     _savez_atomic(path, x=x)
     return x
-
-
-def model_key(path: Path) -> str:
-    """Identity of a model folder or weights file for caches: names, sizes and times of its files."""
-    path = Path(path)
-    files = sorted(path.glob("*")) if path.is_dir() else [path]
-    return json.dumps([[f.name, os.stat(f).st_size, int(os.stat(f).st_mtime)] for f in files if f.is_file()])
 
 
 def default_cache_dir() -> Path:
@@ -290,13 +284,13 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
     """
     chunks, seconds = [], 0.0
     bar = tqdm(total=len(captions), desc=f"eval {setting.name}", unit="img", disable=not progress)
-    clip_key = getattr(pipe, "clip_key", "") if setting.clip_scale else ""
+    clip_key = pipe.clip_key if setting.clip_scale else ""
     for b, s in enumerate(range(0, len(captions), cfg.batch_size)):
         chunk = list(captions[s : s + cfg.batch_size])
         seed = cfg.seed * 100_003 + b
         path = None
         if cache is not None:
-            key = _digest(getattr(pipe, "model_key", ""), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
+            key = _digest(pipe.model_key, clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
                           setting.guidance_scale, setting.clip_scale)
             path = cache / setting.sampling_name / f"b{b:04d}-{key}.npz"
         if path is not None and path.is_file():
@@ -305,7 +299,7 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
         else:
             t0 = time.perf_counter()
             x = pipe.sample(chunk, guidance_scale=setting.guidance_scale, steps=cfg.steps, sampler=cfg.sampler,
-                            generator=pipe._generator(seed), progress=False,
+                            generator=pipe.generator(seed), progress=False,
                             cond_fn=pipe.clip_guidance(chunk, setting.clip_scale) if setting.clip_scale else None)
             x, dt = to_uint8(x).numpy(), time.perf_counter() - t0
             if path is not None:
