@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from .. import defaults
 from ..errors import GlideError
 from .args import _finite, _positive_int, _scales, _seed, _steps
 from ..samplers import GUIDABLE
-from .common import SAMPLER_NAMES, _check_device, _write_text
+from .common import SAMPLER_NAMES, _check_device
 
 
 EVAL_HELP = """Sample a base model on held-out captions and score the samples against the real images.
@@ -128,8 +127,8 @@ def cmd_eval(args) -> int:
     mode = args.eval_command or "eval"
     _apply_eval_defaults(args, mode)
     _check_device(args.device)
-    from ..evaluation.evaluate import (EvalConfig, Scorer, check_settings, config_dict, default_cache_dir, evaluate,
-                                      format_table, model_key)
+    from ..evaluation.evaluate import EvalConfig, Scorer, check_settings, default_cache_dir, evaluate, model_key
+    from ..evaluation.report import write_report
     from ..pipeline import Pipeline, default_model, resolve_model
 
     cfg = EvalConfig(data=args.data or "", splits=tuple((args.splits or "").split(",")), n=args.n,
@@ -168,33 +167,12 @@ def cmd_eval(args) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet, reference=reference)
-    table = format_table(rows)
-    text = [table]
-    print(table)
-    files = ["results.json", "table.md", "a grid per setting (real | generated pairs)"]
-    if mode == "sweep" or (cfg.clip_scales and cfg.guidance_scales):
-        from ..evaluation.sweep import format_gap_table, gap_rows, plot_gap, plot_tradeoffs
-
-        plot_tradeoffs(rows, out / "tradeoffs.png")
-        files.insert(2, "tradeoffs.png")
-        gaps = gap_rows(rows)
-        if gaps:
-            gap_table = format_gap_table(gaps)
-            print("\nCLIP score gains over the unguided conditional model, under the guiding CLIP and the judge:")
-            print(gap_table)
-            text.append(gap_table)
-            plot_gap(gaps, out / "clip_gap.png")
-            files.insert(3, "clip_gap.png")
-    record = {"command": mode, "model": str(model), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
-              "inception": args.inception_weights, **config_dict(cfg), "seconds": round(time.perf_counter() - t0, 1),
-              # each distinct setting once (CLIP scale 0 shares the cfg-1 samples)
-              "sample_seconds": round(sum({(r["guidance_scale"], r["clip_scale"]): r["sample_seconds"]
-                                           for r in rows if "sample_seconds" in r}.values()), 1)}
+    run = {"command": mode, "model": str(model), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
+           "inception": args.inception_weights}
     if mode == "coco":
-        record.update(data=None, splits=None, captions=str(args.captions), images=str(args.images))
-    _write_text(out / "results.json", json.dumps({"config": record, "rows": rows}, indent=1) + "\n")
-    _write_text(out / "table.md", "\n\n".join(text) + "\n")
-    print(f"wrote {', '.join(files)} to {out}")
+        run.update(data=None, splits=None, captions=str(args.captions), images=str(args.images))
+    write_report(rows, cfg, out, run, time.perf_counter() - t0,
+                 plots=mode == "sweep" or bool(cfg.clip_scales and cfg.guidance_scales))
     return 0
 
 
