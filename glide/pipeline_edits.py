@@ -86,6 +86,8 @@ class EditingMixin:
 
 
     # -- SDEdit ------------------------------------------------------------------------------------
+    # Same keywords as Pipeline.__call__ (less temperature, plus the image, strength and mask): the public
+    # methods spell out their defaults, which all come from glide.defaults.
     def sdedit(
         self,
         image,

@@ -124,6 +124,17 @@ def cmd_upsample(args) -> int:
     return 0
 
 
+def _clip_options(p) -> None:
+    p.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
+    p.add_argument("--clip-guidance-scale", type=_non_negative, default=0.0, help="CLIP guidance scale (0 = off)")
+
+
+def _upsample_options(p, what: str) -> None:
+    p.add_argument("--upsample", action="store_true", help=what)
+    p.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
+    p.add_argument("--no-consistency", action="store_true", help=_NO_CONSISTENCY)
+
+
 def register(sub) -> None:
     """glide sample, inpaint, sdedit and upsample."""
     s = sub.add_parser("sample", help="generate images from a prompt")
@@ -140,12 +151,8 @@ def register(sub) -> None:
                         f"{defaults.SAMPLER}; {defaults.CLIP_SAMPLER} with CLIP guidance)")
     s.add_argument("--eta", type=_unit, default=0.0, help="DDIM noise, 0 to 1 (0 = deterministic)")
     s.add_argument("--temperature", type=_finite, default=1.0, help="scale of the initial noise")
-    s.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
-    s.add_argument("--clip-guidance-scale", type=_non_negative, default=0.0, help="CLIP guidance scale (0 = off)")
-    s.add_argument("--upsample", action="store_true", help="run the 64 -> 256 upsampler on the samples")
-    s.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
-    s.add_argument("--no-consistency", action="store_true",
-                   help=_NO_CONSISTENCY)
+    _clip_options(s)
+    _upsample_options(s, "run the 64 -> 256 upsampler on the samples")
     s.add_argument("--out", default="samples.png", help="grid image; individual images go beside it")
     _common(s)
     s.set_defaults(func=cmd_sample)
@@ -162,10 +169,7 @@ def register(sub) -> None:
     i.add_argument("--steps", type=_steps, default=str(defaults.STEPS), help="sampling steps, or a respacing")
     i.add_argument("--sampler", choices=SAMPLER_NAMES, default=defaults.SAMPLER, help="sampler")
     i.add_argument("--eta", type=_unit, default=0.0, help="DDIM noise, 0 to 1 (0 = deterministic)")
-    i.add_argument("--upsample", action="store_true", help="edit at 256 px with the upsampler")
-    i.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
-    i.add_argument("--no-consistency", action="store_true",
-                   help=_NO_CONSISTENCY)
+    _upsample_options(i, "edit at 256 px with the upsampler")
     i.add_argument("--composite", action="store_true", help="paste the result back into the original image")
     i.add_argument("--out", default="inpainted.png", help="output image (a grid with -n > 1)")
     _common(i)
@@ -186,11 +190,8 @@ def register(sub) -> None:
     e.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
                    help=f"sampler (default {defaults.SAMPLER}; {defaults.CLIP_SAMPLER} with CLIP guidance)")
     e.add_argument("--eta", type=_unit, default=0.0, help="DDIM noise, 0 to 1 (0 = deterministic)")
-    e.add_argument("--clip-model", default=None, help="noised CLIP folder for CLIP guidance (default: the bundled one)")
-    e.add_argument("--clip-guidance-scale", type=_non_negative, default=0.0, help="CLIP guidance scale (0 = off)")
-    e.add_argument("--upsample", action="store_true", help="run the 64 -> 256 upsampler on the results")
-    e.add_argument("--upsampler", default=None, help="upsampler model folder (default: the bundled one)")
-    e.add_argument("--no-consistency", action="store_true", help=_NO_CONSISTENCY)
+    _clip_options(e)
+    _upsample_options(e, "run the 64 -> 256 upsampler on the results")
     e.add_argument("--out", default="sdedit.png", help="output image (a grid with -n > 1)")
     _common(e)
     e.set_defaults(func=cmd_sdedit)

@@ -61,6 +61,16 @@ def _indices(diffusion: Diffusion, progress: bool, desc: str, start: int | None 
     return tqdm(steps, desc=desc, leave=False, dynamic_ncols=True) if progress else steps
 
 
+def _after_step(x: torch.Tensor, i: int, out: PMeanVar, project, callback) -> torch.Tensor:
+    """What every sampler does with each new sample: `project(x, i)` maps it (e.g. RePaint's replacement of a
+    known region), then `callback(i, x, out)` sees it."""
+    if project is not None:
+        x = project(x, i)
+    if callback is not None:
+        callback(i, x, out)
+    return x
+
+
 def sample_ddpm(
     denoiser: Denoiser,
     diffusion: Diffusion,
@@ -86,13 +96,12 @@ def sample_ddpm(
         if cond_fn is not None:
             mean = mean.float() + out.variance * cond_fn(x, diffusion.model_timesteps(idx)).float()
         x = mean + (torch.exp(0.5 * out.log_variance) * noise if i > 0 else 0.0)
-        if project is not None:
-            x = project(x, i)
-        if callback is not None:
-            callback(i, x, out)
+        x = _after_step(x, i, out, project, callback)
     return x
 
 
+# Same keywords as sample_ddpm, plus eta: each sampler spells out what it takes (k-diffusion style), so the
+# registry's capabilities can be read off its signature.
 def sample_ddim(
     denoiser: Denoiser,
     diffusion: Diffusion,
@@ -127,13 +136,11 @@ def sample_ddim(
             x = x + torch.sqrt(1 - ab_prev - sigma**2) * eps + sigma * _randn(x, generator)
         else:
             x = x + torch.sqrt(1 - ab_prev) * eps
-        if project is not None:
-            x = project(x, i)
-        if callback is not None:
-            callback(i, x, out)
+        x = _after_step(x, i, out, project, callback)
     return x
 
 
+# Same keywords as sample_ddim, less cond_fn (see its docstring).
 def sample_dpmpp_2m(
     denoiser: Denoiser,
     diffusion: Diffusion,
@@ -186,8 +193,5 @@ def sample_dpmpp_2m(
             if eta > 0:
                 x = x + s_next * torch.sqrt(-torch.expm1(-2 * eta * h)) * _randn(x, generator)
             x0_prev, h_prev = x0, h
-        if project is not None:
-            x = project(x, i)
-        if callback is not None:
-            callback(i, x, out)
+        x = _after_step(x, i, out, project, callback)
     return x

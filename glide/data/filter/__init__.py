@@ -8,12 +8,11 @@ temporary name and renamed into place at the end; it holds `filter.json` (the po
 counts), which `glide train` reads to record what it trained on. The report (report.md, report.json and a
 grid of removed and kept examples per rule) goes to FILTERED-report/ unless --report says otherwise.
 
-One concern per module: deciding (`decide`), the formats (`formats`), the report (`report`), the run and its
-provenance (`run`). The rules themselves are glide.data.policy; the options live in glide.cli.data.
+One concern per module: deciding (`decide`), the formats (`formats`; which format a path is, is decided by
+glide.data.datasets.detect_format, as for training), the report (`report`), the run and its provenance (`run`). The rules themselves are glide.data.policy; the options live in glide.cli.data.
 """
 
 from .decide import Decider, Record, RuleStats
-from .formats import detect
 from .run import PROVENANCE, data_filter_record, filter_data
 
-__all__ = ["Decider", "Record", "RuleStats", "detect", "PROVENANCE", "data_filter_record", "filter_data"]
+__all__ = ["Decider", "Record", "RuleStats", "PROVENANCE", "data_filter_record", "filter_data"]

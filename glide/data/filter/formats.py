@@ -3,21 +3,20 @@ emoji dataset folders and WebDataset shards."""
 
 from __future__ import annotations
 
-import glob
 import io
 import json
 import os
 import shutil
 import tarfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
 from ...errors import GlideError
-from ..datasets import BadImage, IMAGE_EXTS, decode_image, read_manifest
+from ..datasets import IMAGE_EXTS, BadImage, decode_image, read_manifest
 from .decide import Decider, Record, run_chunks
 
 
@@ -200,27 +199,3 @@ def filter_shards(shards: list[str], out: Path, decider: Decider, background: st
             seen, kept = run_chunks(recs, decider, keep)
         files[os.path.basename(shard)] = {"seen": seen, "kept": kept}
     return {"format": "webdataset", "files": files}
-
-
-def detect(data: str) -> tuple[str, Any]:
-    """(format, what to read) of a data path, as `glide train` would read it."""
-    if any(ch in data for ch in "*?[") or data.endswith(".tar"):
-        shards = sorted(glob.glob(data))
-        if not shards:
-            raise GlideError(f"no WebDataset shards match {data}")
-        return "webdataset", shards
-    p = Path(data)
-    if not p.exists():
-        raise GlideError(f"data not found: {p}")
-    if p.is_dir():
-        tars = sorted(p.glob("*.tar"))
-        if tars and not any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir()):
-            return "webdataset", [str(t) for t in tars]
-        if any(p.glob("emoji_*.npz")) or (p / "manifest.jsonl").is_file():
-            return "dataset", p
-        return "folder", p
-    if p.suffix == ".jsonl":
-        return "jsonl", p
-    if p.suffix == ".npz":
-        return "npz", p
-    raise GlideError(f"unsupported data path {p}: give a folder, a .jsonl manifest, an .npz file or .tar shards")

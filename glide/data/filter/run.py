@@ -14,7 +14,8 @@ from pathlib import Path
 from ...errors import GlideError
 from ..policy import load_policy
 from .decide import Decider
-from .formats import detect, filter_dataset_folder, filter_folder, filter_jsonl, filter_npz, filter_shards
+from ..datasets import detect_format
+from .formats import filter_dataset_folder, filter_folder, filter_jsonl, filter_npz, filter_shards
 from .report import summarize, write_report
 
 
@@ -46,7 +47,7 @@ def filter_data(data: str, policy_path: str, out: str, report: str | None = None
     """Filter `data` into the new folder `out` and write the report; returns the report's summary."""
     t0 = time.time()
     policy = load_policy(policy_path)
-    kind, what = detect(data)
+    kind, what = detect_format(data)
     out_p = Path(out).expanduser().resolve()
     report_p = Path(report).expanduser().resolve() if report else out_p.with_name(out_p.name + "-report")
     for p in (out_p, report_p):
