@@ -1,6 +1,8 @@
 """Print glide's module import graph, layer by layer, and any import that runs from a lower layer up.
 
     python scripts/import_graph.py          # text: each layer, its modules and what each imports
+    python scripts/import_graph.py --layers # which layer imports which (module counts), the one-screen view
+    python scripts/import_graph.py --sizes  # lines per module, by layer
     python scripts/import_graph.py --dot    # Graphviz DOT (render with: dot -Tsvg -o graph.svg)
 
 Imports are read with `ast` from the source, without importing anything, and include the imports inside
@@ -104,6 +106,30 @@ def text(g: dict[str, set[str]]) -> str:
     return "\n".join(lines)
 
 
+def layers(g: dict[str, set[str]]) -> str:
+    lines = []
+    for i, (layer, _) in reversed(list(enumerate(LAYERS))):
+        mods = [m for m in g if layer_of(m) == i]
+        below: dict[int, int] = {}
+        for m in mods:
+            for j in {layer_of(d) for d in g[m]} - {i}:
+                below[j] = below.get(j, 0) + 1
+        uses = ", ".join(f"{LAYERS[j][0]} ({n})" for j, n in sorted(below.items(), reverse=True)) or "-"
+        lines.append(f"{i} {layer:10s} {len(mods):3d} modules -> {uses}")
+    lines.append(f"back-edges: {len(back_edges(g))}")
+    return "\n".join(lines)
+
+
+def sizes(g: dict[str, set[str]]) -> str:
+    paths = modules()
+    lines = []
+    for i, (layer, _) in reversed(list(enumerate(LAYERS))):
+        counts = {m: len(paths[m].read_text(encoding="utf-8").splitlines()) for m in g if layer_of(m) == i}
+        lines.append(f"{i} {layer}: {sum(counts.values())} lines")
+        lines += [f"    {n:4d} {m}" for m, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
 def dot(g: dict[str, set[str]]) -> str:
     out = ["digraph glide {", "  rankdir=BT; node [shape=box, fontsize=10];"]
     for i, (layer, _) in enumerate(LAYERS):
@@ -120,10 +146,13 @@ def dot(g: dict[str, set[str]]) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dot", action="store_true", help="print Graphviz DOT instead of text")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--dot", action="store_true", help="print Graphviz DOT instead of text")
+    view.add_argument("--layers", action="store_true", help="print only which layer imports which")
+    view.add_argument("--sizes", action="store_true", help="print the lines of each module, by layer")
     args = p.parse_args()
     g = graph()
-    print(dot(g) if args.dot else text(g))
+    print(dot(g) if args.dot else layers(g) if args.layers else sizes(g) if args.sizes else text(g))
     return 1 if back_edges(g) else 0
 
 
