@@ -15,15 +15,15 @@ from .checkpoint import model_key
 from .config import ModelConfig
 from .diffusion import Diffusion
 from .errors import GlideError
-from .pipeline_edits import EditingMixin
-from .validation import check_seed, finite, parse_steps  # noqa: F401  (glide.pipeline's names)
-from .loading import BUNDLED, default_model, load_model, resolve_model  # noqa: F401  (glide.pipeline's names)
 from .images import from_pil, quantize_8bit, to_pil
+# BUNDLED and default_model are used by callers that import them from here, as before glide/loading.py existed.
+from .loading import BUNDLED, default_model, load_model, resolve_model  # noqa: F401
 from .models import GLIDE, TextEmbedding
+from .pipeline_edits import EditingMixin
+from .runtime import DTYPES, default_device, default_dtype
 from .samplers import Generator, randn
 from .text import get_tokenizer
-
-from .runtime import DTYPES, default_device, default_dtype
+from .validation import check_seed, finite, parse_steps
 
 
 class Pipeline(EditingMixin):
