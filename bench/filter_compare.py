@@ -56,7 +56,7 @@ def main() -> None:
         for category, prompts in PROMPTS.items():
             for p in prompts:
                 x = pipe.sample([p] * args.n, guidance_scale=args.guidance_scale, steps=args.steps,
-                                sampler="dpm++2m-sde", generator=pipe._generator(args.seed), progress=False)
+                                sampler="dpm++2m-sde", generator=pipe.generator(args.seed), progress=False)
                 score = clip_score(clip, x.float(), p)
                 flagged = judge(to_uint8(x).numpy()) > rule.threshold
                 row = {"model": name, "category": category, "prompt": p, "n": args.n,

@@ -40,7 +40,7 @@ import torch
 
 from glide import GLIDE, Pipeline
 from glide.images import to_uint8
-from glide.official.keys import from_official
+from glide.keys import from_official
 from glide.official.options import config_from_options
 from glide.samplers import sample_ddim
 

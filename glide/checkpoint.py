@@ -14,13 +14,16 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
 from .errors import GlideError
+from .files import public_permissions
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 FORMAT = "glide-diffusion"
 WEIGHTS = "model.safetensors"
@@ -168,14 +171,6 @@ def write_folder(out: str | os.PathLike, doc: dict[str, Any], write, force: bool
     return out
 
 
-def public_permissions(path: Path) -> None:
-    """mkdtemp/mkstemp create private (0700/0600) entries; give the result the usual umask-based modes."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
-        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
-
-
 def read_folder(path: str | os.PathLike, what: str, is_kind) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The config document and weights of a folder written by write_folder; one-line errors otherwise.
     `is_kind(doc)` says whether the document describes the expected kind of model."""
@@ -227,6 +222,36 @@ def check_state_dict(expected: dict[str, tuple[int, ...]], state_dict: dict[str,
         raise GlideError(f"the weights in {where} do not match its config: " + "; ".join(parts))
 
 
+def on_meta(build: Callable[[], M]) -> M:
+    """`build()` on the meta device: a module's names and shapes without memory or initialisation, for
+    weights that are about to be replaced (the one home of this pattern: every loader builds this way)."""
+    with torch.device("meta"):
+        return build()
+
+
+def fp32(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors as float32 (the models compute in fp32, under autocast when asked)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+
+
+def load_weights(model: M, state_dict: dict[str, torch.Tensor], where) -> M:
+    """Load `state_dict` into a module built `on_meta` (strict, in float32). Any mismatch, in names, shapes
+    or kinds of tensor, is one GlideError naming `where`."""
+    check_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}, state_dict, where)
+    try:
+        model.load_state_dict(fp32(state_dict), strict=True, assign=True)
+    except RuntimeError as e:
+        raise GlideError(f"the weights in {where} do not match its config: {str(e).splitlines()[0]}") from None
+    return model
+
+
 def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
     doc, sd = read_folder(path, "glide model", lambda d: "model" in d)
     return ModelConfig.from_dict(doc["model"]), sd, doc
+
+
+def model_key(path: str | os.PathLike) -> str:
+    """Identity of a model folder or weights file for caches: names, sizes and times of its files."""
+    path = Path(path)
+    files = sorted(path.glob("*")) if path.is_dir() else [path]
+    return json.dumps([[f.name, os.stat(f).st_size, int(os.stat(f).st_mtime)] for f in files if f.is_file()])

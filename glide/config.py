@@ -98,7 +98,10 @@ class ModelConfig:
     def with_kind(self, kind: str) -> "ModelConfig":
         if kind not in KINDS:
             raise GlideError(f"unknown model kind {kind!r}; choose one of {', '.join(KINDS)}")
-        return self.replace(super_res="superres" in kind, inpaint="inpaint" in kind)
+        cfg = self.replace(super_res="superres" in kind, inpaint="inpaint" in kind)
+        if cfg.super_res and not cfg.low_res_size:  # the one default: a 4x upsampler
+            cfg = cfg.replace(low_res_size=cfg.unet.image_size // 4)
+        return cfg
 
     def validate(self) -> "ModelConfig":
         u, t = self.unet, self.text

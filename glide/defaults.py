@@ -13,8 +13,8 @@ GUIDANCE = 3.0  # classifier-free guidance scale
 # Inpainting keeps most of the image, and a stronger pull towards the prompt helps the repainted region.
 INPAINT_GUIDANCE = 5.0
 
-# CLIP guidance shifts the mean of each ancestral step (GLIDE section 3.2), so it needs ddpm or ddim; like the
-# official notebook it runs 100 steps.
+# CLIP guidance shifts the mean of each ancestral step (GLIDE section 3.2), so it needs a sampler that takes a
+# cond_fn (glide.samplers.GUIDABLE); like the official notebook it runs 100 steps.
 CLIP_SAMPLER = "ddpm"
 CLIP_STEPS = 100
 
@@ -23,8 +23,16 @@ UPSAMPLE_STEPS = "fast27"
 UPSAMPLE_SAMPLER = "ddim"
 UPSAMPLE_TEMPERATURE = 0.997
 
+# `glide eval`: a row per classifier-free scale, EVAL_N held-out captions; `glide eval coco` draws COCO_N (the
+# paper's 30k).
+EVAL_N = 200
+EVAL_CFG_SCALES = (0.0, 1.0, 2.0, 3.0, 5.0)
+EVAL_BATCH_SIZE = 16
+COCO_N = 30_000
+
 # `glide eval sweep`, the paper's guidance study (Fig. 6): both series on the CLIP-guided sampler, 25 steps.
 SWEEP_STEPS = 25
+SWEEP_N = 100
 SWEEP_CFG_SCALES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 SWEEP_CLIP_SCALES = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)
 
@@ -34,10 +42,6 @@ BATCH_SIZE = 8
 # The largest image the CLI and the web page read (width x height, checked from the file's header before any
 # pixel is decoded): a guard against decompression bombs.
 MAX_IMAGE_PIXELS = 16_000_000
-
-# The keys of glide.samplers.SAMPLERS, spelled out so that parsing arguments does not import torch
-# (tests/test_cli.py checks that the two agree).
-SAMPLER_NAMES = ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde")
 
 
 def sampler_and_steps(clip_guided: bool, sampler: str | None = None, steps: int | str | None = None):

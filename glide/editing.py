@@ -100,8 +100,23 @@ def check_edit(original: Image.Image, mask_repaint: np.ndarray) -> None:
         raise GlideError("the mask keeps the whole image: nothing to repaint (white marks the region to change)")
 
 
-def prepare_edit(image, mask_repaint: np.ndarray, size: int) -> EditInput:
+def repaint_region(original: Image.Image, mask=None, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The region to repaint, bool [H, W] (True = repaint), from `box` (x0, y0, x1, y1), or from `mask`: a bool
+    array, or a mask image or its file (WHITE = repaint)."""
+    if box is not None:
+        return box_to_repaint(*original.size, box)
+    if mask is None:
+        raise GlideError("give a mask image or a box")
+    if isinstance(mask, np.ndarray):
+        return mask.astype(bool)
+    return mask_to_repaint(open_image(mask, "mask"))
+
+
+def prepare_edit(image, mask, size: int, box: tuple[int, int, int, int] | None = None) -> EditInput:
+    """The one place editing inputs are read: the image (a file or PIL image) and the region to repaint (see
+    `repaint_region`), checked and fitted to a model of `size` px."""
     original = to_rgb(open_image(image))
+    mask_repaint = repaint_region(original, mask, box)
     check_edit(original, mask_repaint)
     if mask_repaint.all():
         warnings.warn("the mask covers the whole image: this is plain text-to-image generation", stacklevel=2)
@@ -111,7 +126,7 @@ def prepare_edit(image, mask_repaint: np.ndarray, size: int) -> EditInput:
     keep = torch.from_numpy(np.asarray(small) == 0).float()[None, None]
     if keep.min() == 1:  # the region vanished when shrinking: keep at least one pixel to repaint
         ys, xs = np.nonzero(mask_repaint)
-        l, t, r, b = fit_box(w, h)
+        l, t, r, b = fit_box(*original.size)
         yy = int((ys.mean() - t) / (b - t) * size)
         xx = int((xs.mean() - l) / (r - l) * size)
         keep[..., min(max(yy, 0), size - 1), min(max(xx, 0), size - 1)] = 0

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageColor
+
+from .files import atomic_write
 
 
 def to_rgb(im: Image.Image, background: str | tuple = "white") -> Image.Image:
@@ -45,6 +46,20 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     import torch  # here, not at the top: the data tools and `glide --help` use this module without torch
 
     return ((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+
+
+def from_uint8(images, device=None) -> torch.Tensor:
+    """uint8 [B, H, W, 3] (numpy or torch) -> float [B, 3, H, W] in [-1, 1], the inverse of `to_uint8`; moved to
+    `device` while still 8-bit (a quarter of the bytes). The result is channels-last in memory."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    return x.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] rounded to the 256 levels a saved 8-bit image has (what an upsampler trains on)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
 
 
 def to_pil(x: torch.Tensor) -> list[Image.Image]:
@@ -91,15 +106,6 @@ def save_atomic(image: Image.Image, path: str | os.PathLike, text: dict[str, str
         options["pnginfo"] = info = PngInfo()
         for key, value in text.items():
             info.add_text(key, value)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=fmt, **options)
-        from .checkpoint import public_permissions
-
-        public_permissions(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        image.save(f, format=fmt, **options)
     return path

@@ -3,100 +3,30 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
-from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
-from . import defaults, guidance
-from .checkpoint import check_state_dict, read_model_dir
+from . import defaults, guidance, hooks, samplers
+from .checkpoint import model_key
 from .config import ModelConfig
 from .diffusion import Diffusion
 from .errors import GlideError
-from .images import from_pil, to_pil
+from .images import from_pil, quantize_8bit, to_pil
+# BUNDLED and default_model are used by callers that import them from here, as before glide/loading.py existed.
+from .loading import BUNDLED, default_model, load_model, resolve_model  # noqa: F401
 from .models import GLIDE, TextEmbedding
-from .samplers import Generator, get_sampler, randn
-from .text import get_tokenizer
-
+from .pipeline_edits import EditingMixin
 from .runtime import DTYPES, default_device, default_dtype
+from .samplers import Generator, randn
+from .text import get_tokenizer
+from .validation import check_seed, finite, parse_steps
 
 
-def resolve_model(spec: str | os.PathLike) -> Path:
-    """A model folder from a path, `bundled:base|upsampler|clip` (shipped in the package) or `official:NAME`
-    (fetched and converted once into the cache)."""
-    spec = str(spec)
-    if spec.startswith("bundled:"):
-        return default_model(spec.split(":", 1)[1])
-    if spec.startswith("official:"):
-        from .official.hub import ensure_converted
-
-        return ensure_converted(spec.split(":", 1)[1])
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise GlideError(f"model not found: {spec} (give a model folder, or official:base / official:upsample / ...)")
-    return path
-
-
-BUNDLED = Path(__file__).parent / "weights"
-
-
-def default_model(role: str) -> Path:
-    """The bundled default model for a role ("base", "upsampler", "clip")."""
-    path = BUNDLED / role
-    if role not in ("base", "upsampler", "clip"):
-        raise GlideError(f"no bundled model {role!r}: choose bundled:base, bundled:upsampler or bundled:clip")
-    if not (path / "config.json").is_file():
-        raise GlideError(f"no bundled default {role} model in this installation: pass --model DIR "
-                         f"(e.g. a folder from `glide convert` or `glide export`, or official:base)")
-    return path
-
-
-def load_model(spec: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[GLIDE, dict]:
-    cfg, sd, doc = read_model_dir(resolve_model(spec))
-    with torch.device("meta"):
-        model = GLIDE(cfg)
-    check_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}, sd, spec)
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, assign=True)
-    except RuntimeError as e:
-        raise GlideError(f"weights in {spec} do not match its config: {str(e).splitlines()[0]}") from None
-    return model.to(device).eval(), doc
-
-
-def finite(value, name: str) -> float:
-    """`value` as a float, refusing what is not a finite number (NaN guidance gives black images)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise GlideError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise GlideError(f"{name} must be a finite number, got {value!r}")
-    return v
-
-
-def check_seed(seed) -> int:
-    """A seed torch accepts: a whole number from 0 to 2**64 - 1."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
-        raise GlideError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed!r}")
-    return int(seed)
-
-
-def parse_steps(steps: int | str) -> str:
-    """Steps as a respacing spec: 100 -> "100"; "fast27", "ddim25" and section lists pass through."""
-    if isinstance(steps, int) or (isinstance(steps, str) and steps.strip().lstrip("-").isdigit()):
-        n = int(steps)
-        if n <= 0:
-            raise GlideError(f"steps must be a positive number, got {n}")
-        return str(n)
-    return str(steps)
-
-
-class Pipeline:
+class Pipeline(EditingMixin):
     """Text-to-image sampling, editing and upsampling with GLIDE models.
 
     >>> pipe = Pipeline.from_pretrained("path/to/base", upsampler="path/to/upsampler")
@@ -114,7 +44,7 @@ class Pipeline:
             raise GlideError(f"unknown compile mode {compile!r}; use True, default, reduce-overhead or max-autotune")
         self.compile = compile
         self._compiled: dict[int, torch.nn.Module] = {}
-        # Upsampling keeps the low-res image's low frequencies (see _low_res_consistency); False gives the
+        # Upsampling keeps the low-res image's low frequencies (see glide.hooks.low_res_consistency); False gives the
         # official notebook's plain sampling.
         self.low_res_consistency = True
         # On CPU, NHWC convolutions are 10-30% faster (bench/cpu_sample.py); on CUDA the default is kept.
@@ -131,6 +61,10 @@ class Pipeline:
             dtype = DTYPES[dtype]
         self.dtype = dtype or default_dtype(self.device)
         self._diffusions: dict[tuple, Diffusion] = {}
+        # Identity of the loaded weights (their files' names, sizes and times; set by from_pretrained, empty for
+        # models passed in), for caches of what they sample: glide eval keys its cached batches on them.
+        self.model_key = ""
+        self.clip_key = ""
 
     @classmethod
     def from_pretrained(cls, spec: str | os.PathLike, device: str | torch.device | None = None,
@@ -139,13 +73,16 @@ class Pipeline:
         device = torch.device(device) if device is not None else default_device()
         model, _ = load_model(spec, device)
         up = load_model(upsampler, device)[0] if upsampler is not None else None
-        noised_clip = None
+        noised_clip = clip_dir = None
         if clip is not None:
             from .clip.io import load_clip
 
-            official = str(clip) in ("official", "official:clip")
-            noised_clip = load_clip("official" if official else resolve_model(clip), device)
-        return cls(model, device, dtype, upsampler=up, clip=noised_clip)
+            clip_dir = resolve_model("official:clip" if str(clip) == "official" else clip)
+            noised_clip = load_clip(clip_dir, device)
+        pipe = cls(model, device, dtype, upsampler=up, clip=noised_clip)
+        pipe.model_key = model_key(resolve_model(spec))
+        pipe.clip_key = model_key(clip_dir) if clip_dir is not None else ""
+        return pipe
 
     def clip_guidance(self, prompts: Sequence[str], scale: float):
         """cond_fn for CLIP guidance (GLIDE §3.2): shift the mean by variance * scale * grad of the CLIP
@@ -209,7 +146,8 @@ class Pipeline:
             self._compiled[id(model)] = torch.compile(model, mode=mode, dynamic=False)
         return self._compiled[id(model)]
 
-    def _generator(self, seed: int | None) -> torch.Generator:
+    def generator(self, seed: int | None) -> torch.Generator:
+        """One torch.Generator on the pipeline's device, seeded `seed` (None: a random seed)."""
         g = torch.Generator(self.device)
         if seed is None:
             g.seed()
@@ -236,7 +174,7 @@ class Pipeline:
                                  f"got {len(generator)} items")
             return generator
         seed = random.randrange(2**63) if seed is None else check_seed(seed)
-        return [self._generator((seed + j) % 2**64) for _ in range(repeat) for j in range(count)]
+        return [self.generator((seed + j) % 2**64) for _ in range(repeat) for j in range(count)]
 
     @staticmethod
     def _rows(generator, start: int, stop: int):
@@ -278,7 +216,7 @@ class Pipeline:
         temperature = finite(temperature, "temperature")
         model = model or self.model
         sampler, steps = defaults.sampler_and_steps(cond_fn is not None, sampler, steps)
-        sample_fn = get_sampler(sampler)
+        spec = samplers.check(sampler, clip_guided=cond_fn is not None)
         diffusion = self.diffusion(steps, model)
         n, size = len(prompts), model.cfg.unet.image_size
         extra = dict(inputs or {})
@@ -287,11 +225,13 @@ class Pipeline:
         denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale)
         if x is None:
             x = randn((n, 3, size, size), generator, self.device) * temperature
-        kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, cond_fn=cond_fn, generator=generator,
+        kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, generator=generator,
                       progress=progress, project=project, callback=callback, start=start)
-        if sampler == "ddim":
+        if spec.cond_fn:
+            kwargs["cond_fn"] = cond_fn
+        if spec.takes_eta:
             kwargs["eta"] = eta
-        return sample_fn(denoiser, diffusion, x, **kwargs)
+        return spec.load()(denoiser, diffusion, x, **kwargs)
 
     @staticmethod
     def _prompts(prompt: str | Sequence[str]) -> list[str]:
@@ -362,13 +302,13 @@ class Pipeline:
     def _upsample(self, low: torch.Tensor, prompts: list[str], steps, sampler, temperature, generator, progress,
                   inputs: dict | None = None, callback=None) -> torch.Tensor:
         # The upsampler was trained on 8-bit images: quantise its input like a saved 64 px image.
-        low = ((low.float().clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
-        fns = [_keep_known(inputs)] if inputs else []
+        low = quantize_8bit(low)
+        fns = [hooks.keep_known(inputs)] if inputs else []
         if self.low_res_consistency:
-            fns.insert(0, _low_res_consistency(low, self.upsampler.cfg.unet.image_size))
+            fns.insert(0, hooks.low_res_consistency(low, self.upsampler.cfg.unet.image_size))
         return self.sample(prompts, model=self.upsampler, guidance_scale=1.0, steps=steps, sampler=sampler,
                            temperature=temperature, generator=generator, progress=progress,
-                           inputs={"low_res": low, **(inputs or {})}, denoised_fn=_chain(fns), callback=callback)
+                           inputs={"low_res": low, **(inputs or {})}, denoised_fn=hooks.chain(fns), callback=callback)
 
     def upsample(self, images, prompt: str | Sequence[str], *, steps: int | str = defaults.UPSAMPLE_STEPS,
                  sampler: str = defaults.UPSAMPLE_SAMPLER, temperature: float = defaults.UPSAMPLE_TEMPERATURE,
@@ -398,208 +338,3 @@ class Pipeline:
             out += to_pil(self._upsample(x, prompts[start : start + batch_size], steps, sampler, temperature,
                                          self._rows(gens, start, start + len(x)), progress, callback=callback))
         return out
-
-    # -- inpainting --------------------------------------------------------------------------------
-    def inpaint(
-        self,
-        image,
-        mask,
-        prompt: str,
-        num_images: int = 1,
-        *,
-        box: tuple[int, int, int, int] | None = None,
-        guidance_scale: float = defaults.INPAINT_GUIDANCE,
-        steps: int | str = defaults.STEPS,
-        sampler: str = defaults.SAMPLER,
-        eta: float = 0.0,
-        seed: int | None = None,
-        generator: Generator = None,
-        batch_size: int = defaults.BATCH_SIZE,
-        upsample: bool = False,
-        upsample_steps: int | str = defaults.UPSAMPLE_STEPS,
-        upsample_sampler: str = defaults.UPSAMPLE_SAMPLER,
-        upsample_temperature: float = defaults.UPSAMPLE_TEMPERATURE,
-        composite: bool = False,
-        progress: bool = True,
-        callback=None,
-    ) -> list[Image.Image]:
-        """Repaint the white region of `mask` (an image, or None with `box` = (x0, y0, x1, y1)) following
-        `prompt`; the rest of the image is kept exactly. With a model that has no inpainting inputs, the
-        known region is re-imposed from the forward process at every step (RePaint), which is weaker.
-        `composite` pastes the result back into the original-resolution image. Image k starts from seed
-        `seed + k` (or `generator`: one, or one per image)."""
-        from . import editing
-
-        self._check(num_images, batch_size, steps, guidance_scale=guidance_scale, eta=eta,
-                    upsample_temperature=upsample_temperature)
-        if upsample and self.upsampler is None:
-            raise GlideError("upsampling needs an upsampler model (--upsampler DIR)")
-        original = editing.to_rgb(editing.open_image(image))
-        if box is not None:
-            repaint = editing.box_to_repaint(*original.size, box)
-        elif mask is None:
-            raise GlideError("give a mask image or a box")
-        elif isinstance(mask, np.ndarray):
-            repaint = mask.astype(bool)
-        else:
-            repaint = editing.mask_to_repaint(editing.open_image(mask, "mask"))
-        edit = editing.prepare_edit(original, repaint, self.cfg.unet.image_size)
-        gens = self.generators(num_images, seed, generator)
-        images: list[Image.Image] = []
-        for start in range(0, num_images, batch_size):
-            n = min(batch_size, num_images - start)
-            generator = self._rows(gens, start, start + n)
-            img, keep = edit.image.to(self.device).repeat(n, 1, 1, 1), edit.keep.to(self.device).repeat(n, 1, 1, 1)
-            known = {"inpaint_image": img, "inpaint_mask": keep}
-            if self.cfg.inpaint:
-                x = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=steps, sampler=sampler, eta=eta,
-                                generator=generator, inputs=known, denoised_fn=_keep_known(known), progress=progress,
-                                callback=callback)
-            else:
-                diffusion = self.diffusion(steps)
-                x = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=diffusion, sampler=sampler,
-                                eta=eta, generator=generator, denoised_fn=_keep_known(known), progress=progress,
-                                project=_repaint_projection(diffusion, img, keep, generator), callback=callback)
-            if upsample:
-                up_inputs = None
-                if self.upsampler.cfg.inpaint:
-                    size = self.upsampler.cfg.unet.image_size
-                    big = from_pil(editing.fit_square(edit.original, size)).to(self.device).repeat(n, 1, 1, 1)
-                    big_keep = torch.nn.functional.interpolate(keep, size=(size, size), mode="nearest")
-                    up_inputs = {"inpaint_image": big, "inpaint_mask": big_keep}
-                x = self._upsample(x, [prompt] * n, upsample_steps, upsample_sampler, upsample_temperature, generator,
-                                   progress, inputs=up_inputs, callback=callback)
-            images += to_pil(x)
-        if composite:
-            images = [editing.composite(edit, im) for im in images]
-        return images
-
-
-    # -- SDEdit ------------------------------------------------------------------------------------
-    def sdedit(
-        self,
-        image,
-        prompt: str,
-        strength: float = 0.5,
-        *,
-        mask=None,
-        num_images: int = 1,
-        guidance_scale: float = defaults.GUIDANCE,
-        steps: int | str | None = None,
-        sampler: str | None = None,
-        eta: float = 0.0,
-        seed: int | None = None,
-        generator: Generator = None,
-        batch_size: int = defaults.BATCH_SIZE,
-        clip_guidance_scale: float = 0.0,
-        upsample: bool = False,
-        upsample_steps: int | str = defaults.UPSAMPLE_STEPS,
-        upsample_sampler: str = defaults.UPSAMPLE_SAMPLER,
-        upsample_temperature: float = defaults.UPSAMPLE_TEMPERATURE,
-        progress: bool = True,
-        callback=None,
-    ) -> list[Image.Image]:
-        """Text-conditional SDEdit (Meng et al. 2022), GLIDE's sketch editing: noise `image` to step
-        round(strength * N) of the N-step respaced schedule, then sample from there following `prompt`.
-
-        strength 0 returns the image unchanged (fitted to the model's size); 1 starts from pure noise and
-        ignores it; in between, the higher, the further the result may move from the image. With `mask` (an
-        image or a bool array, WHITE / True = may change) the pixels outside it are kept exactly, as `inpaint`
-        keeps them, and an inpainting model also gets its mask channels. Image k starts from seed `seed + k`
-        (or `generator`: one, or one per image)."""
-        from . import editing
-
-        strength = finite(strength, "strength")
-        if not 0 <= strength <= 1:
-            raise GlideError(f"strength must be between 0 and 1, got {strength}")
-        sampler, steps = defaults.sampler_and_steps(bool(clip_guidance_scale), sampler, steps)
-        self._check(num_images, batch_size, steps, guidance_scale=guidance_scale, eta=eta,
-                    clip_guidance_scale=clip_guidance_scale, upsample_temperature=upsample_temperature)
-        if upsample and self.upsampler is None:
-            raise GlideError("upsampling needs an upsampler model (--upsampler DIR)")
-        original = editing.to_rgb(editing.open_image(image))
-        size = self.cfg.unet.image_size
-        keep = None
-        if mask is None:
-            img = from_pil(editing.fit_square(original, size))
-        else:
-            repaint = (mask.astype(bool) if isinstance(mask, np.ndarray)
-                       else editing.mask_to_repaint(editing.open_image(mask, "mask")))
-            edit = editing.prepare_edit(original, repaint, size)
-            img, keep = edit.image, edit.keep.to(self.device)
-        img = img.to(self.device)
-        diffusion = self.diffusion(steps)
-        k = round(strength * diffusion.num_timesteps)
-        gens = self.generators(num_images, seed, generator)
-        images: list[Image.Image] = []
-        for begin in range(0, num_images, batch_size):
-            n = min(batch_size, num_images - begin)
-            g = self._rows(gens, begin, begin + n)
-            x0 = img.repeat(n, 1, 1, 1)
-            if k > 0:
-                noise = randn(x0.shape, g, self.device)
-                if k == diffusion.num_timesteps:  # strength 1: plain sampling from pure noise
-                    x = noise
-                else:
-                    x = diffusion.q_sample(x0, torch.full((n,), k - 1, device=self.device, dtype=torch.long), noise)
-                kw: dict = {}
-                if keep is not None:
-                    known = {"inpaint_image": x0, "inpaint_mask": keep.repeat(n, 1, 1, 1)}
-                    kw["denoised_fn"] = _keep_known(known)
-                    if self.cfg.inpaint:
-                        kw["inputs"] = known
-                    else:
-                        kw["project"] = _repaint_projection(diffusion, x0, known["inpaint_mask"], g)
-                x0 = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=diffusion, sampler=sampler,
-                                 eta=eta, generator=g, progress=progress, callback=callback, x=x, start=k - 1,
-                                 cond_fn=self.clip_guidance([prompt] * n, clip_guidance_scale), **kw)
-            if upsample:
-                x0 = self._upsample(x0, [prompt] * n, upsample_steps, upsample_sampler, upsample_temperature, g,
-                                    progress, callback=callback)
-            images += to_pil(x0)
-        return images
-
-
-def _chain(fns):
-    if not fns:
-        return None
-    if len(fns) == 1:
-        return fns[0]
-    return lambda x0: fns[1](fns[0](x0))
-
-
-def _low_res_consistency(low: torch.Tensor, size: int):
-    """denoised_fn that makes the x_0 prediction agree with the 64 px input at low frequencies: replace
-    what x_0 looks like downsampled by the input itself (x_0 + up(low - down(x_0))), with the downsampling
-    used in training. A well-trained upsampler needs no help here, but a short-trained one drifts in
-    overall colour (its x_0 at high noise is eps / sqrt(alpha_bar): tiny eps biases become colour shifts),
-    and the cascade should never change the colours of the image it enlarges."""
-    import torch.nn.functional as F
-
-    def fix(x0: torch.Tensor) -> torch.Tensor:
-        down = F.interpolate(x0, size=low.shape[-2:], mode="bicubic", antialias=True, align_corners=False)
-        return x0 + F.interpolate(low - down, size=(size, size), mode="bicubic", align_corners=False)
-
-    return fix
-
-
-def _keep_known(inputs: dict):
-    """denoised_fn that pins the x_0 prediction to the known pixels (official inpainting notebook)."""
-    image, keep = inputs["inpaint_image"], inputs["inpaint_mask"]
-    return lambda x0: x0 * (1 - keep) + image * keep
-
-
-def _repaint_projection(diffusion: Diffusion, image: torch.Tensor, keep: torch.Tensor, generator):
-    """RePaint (Lugmayr et al. 2022): after each step, replace the known region by the image noised to
-    the new step's level, so the generated region is forced to agree with it."""
-
-    def project(x: torch.Tensor, i: int) -> torch.Tensor:
-        if i == 0:
-            known = image
-        else:
-            idx = torch.full((len(x),), i - 1, device=x.device, dtype=torch.long)
-            noise = randn(x.shape, generator, x.device)
-            known = diffusion.q_sample(image, idx, noise)
-        return keep * known + (1 - keep) * x
-
-    return project

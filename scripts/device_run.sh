@@ -50,14 +50,14 @@ import shutil, sys
 from collections import Counter
 from pathlib import Path
 import numpy as np
-from glide.data.emoji import load_emoji_npz, save_emoji_npz
+from glide.data.arrays import load_arrays, save_arrays
 svg, out = Path(sys.argv[1]), Path(sys.argv[2])
 tmp = out.with_name(out.name + ".tmp"); tmp.mkdir(parents=True, exist_ok=True)
-parts = [load_emoji_npz(svg / "emoji_64.npz"), load_emoji_npz(".gpu/noto_64.npz")]
+parts = [load_arrays(svg / "emoji_64.npz"), load_arrays(".gpu/noto_64.npz")]
 keys = ("split", "style", "emoji", "hexcode", "label")
 rows = [{"caption": p["captions"][i], "captions_alt": p["captions_alt"][i], **{k: p[k][i] for k in keys}}
         for p in parts for i in range(len(p["captions"]))]
-save_emoji_npz(tmp / "emoji_64.npz", np.concatenate([p["images"] for p in parts]), rows)
+save_arrays(tmp / "emoji_64.npz", np.concatenate([p["images"] for p in parts]), rows)
 shutil.copy(svg / "emoji_256.npz", tmp / "emoji_256.npz")
 tmp.rename(out)
 print("64 px:", Counter((r["style"], r["split"]) for r in rows))

@@ -196,7 +196,8 @@ def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path
 
 def test_eval_options_work_on_either_side_of_the_subcommand():
     """`glide eval -n 5 sweep` once ran with n=100: the subcommand's defaults overwrote the option."""
-    from glide.cli import _apply_eval_defaults, build_parser
+    from glide.cli import build_parser
+    from glide.cli.eval import _apply_eval_defaults
 
     def parsed(*argv):
         args = build_parser().parse_args(list(argv))

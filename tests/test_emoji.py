@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from glide.data import emoji
+from glide.data.arrays import load_arrays, save_arrays
+from glide.data.emoji.captions import _unit
 from glide.errors import GlideError
 
 STYLES = ["twemoji", "openmoji", "openmoji-line", "noto"]
@@ -18,7 +20,7 @@ def test_split_is_deterministic_and_case_insensitive():
     assert [emoji.split_of(i, "twemoji") for i in IDS[:500]] == [emoji.split_of(i, "twemoji") for i in IDS[:500]]
     assert all(emoji.split_of(i, "noto") == emoji.split_of(i.lower(), "noto") for i in IDS[:500])
     # Pinned values: if these change, every built dataset's split has silently changed too.
-    assert emoji._unit("identity/1F34E") == pytest.approx(0.2891062397070728, abs=1e-15)
+    assert _unit("identity/1F34E") == pytest.approx(0.2891062397070728, abs=1e-15)
     assert [emoji.split_of(i, "twemoji") for i in ["1F31B", "1F32E", "1F30D", "1F316", "1F34E"]] == [
         "heldout_emoji", "heldout_emoji", "heldout_pair", "heldout_pair", "train"]
 
@@ -84,8 +86,8 @@ def test_npz_round_trip(tmp_path):
     rows = _rows(5)
     rows[0]["label"] = "café ☕"  # non-ASCII survives
     path = tmp_path / "emoji_8.npz"
-    emoji.save_emoji_npz(path, images, rows)
-    d = emoji.load_emoji_npz(path)
+    save_arrays(path, images, rows)
+    d = load_arrays(path)
     assert d["size"] == 8 and np.array_equal(d["images"], images)
     for k in ("captions", "split", "style", "emoji", "hexcode", "label"):
         src = "caption" if k == "captions" else k
@@ -127,7 +129,7 @@ def test_safe_extract_refuses_links_and_accepts_normal_files(tmp_path):
 
 
 def test_fetch_without_npm_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(emoji.shutil, "which", lambda name: None)
+    monkeypatch.setattr(emoji.npm.shutil, "which", lambda name: None)
     with pytest.raises(GlideError, match="npm"):
         emoji.fetch_npm("openmoji", "17.0.0", tmp_path)
 
@@ -184,7 +186,7 @@ def test_build_end_to_end_from_a_fake_cache(tmp_path):
     assert dark["caption"] == "waving hand, dark skin tone, twemoji style"
     assert dark["emoji"] == "1F44B" and dark["split"] == emoji.split_of("1F44B", "twemoji")
     assert dark["license"] == "CC-BY-4.0"
-    d = emoji.load_emoji_npz(out / "emoji_8.npz")
+    d = load_arrays(out / "emoji_8.npz")
     assert d["images"].shape == (3, 8, 8, 3) and d["hexcode"] == ["1F44B", "1F44B-1F3FF", "1F34E"]
     assert tuple(d["images"][2][4, 4]) == (255, 0, 0)
 

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import TINY_OPTIONS, make_official_checkpoint, run_cli
 
-from glide.data.emoji import save_emoji_npz
+from glide.data.arrays import save_arrays
 from glide.evaluation.metrics import (clip_score, fd_from_features, frechet_distance, inception_score,
                                       precision_recall)
 from glide.official.convert import convert_official
@@ -108,7 +108,7 @@ def tiny64(tmp_path_factory):
     rows = [{"caption": f"thing {i}, twemoji style", "captions_alt": [], "split": "heldout_pair" if i % 2 else "train",
              "style": "twemoji", "emoji": f"{i:04X}", "hexcode": f"{i:04X}", "label": f"thing {i}"} for i in range(n)]
     images = rng.integers(0, 256, size=(n, 64, 64, 3), dtype=np.uint8)
-    save_emoji_npz(d / "emoji_64.npz", images, rows)
+    save_arrays(d / "emoji_64.npz", images, rows)
     return model, d
 
 

@@ -246,8 +246,8 @@ def test_emoji_groups_come_from_emojibase(tmp_path, monkeypatch):
     (root / "en" / "data.json").write_text(json.dumps([
         {"hexcode": "1F44B", "group": 1, "subgroup": 16, "skins": [{"hexcode": "1F44B-1F3FB"}]},
         {"hexcode": "1F34E", "group": 4, "subgroup": 42}]))
-    monkeypatch.setattr(emoji, "_CLDR", {})
-    monkeypatch.setattr(emoji, "default_work_dir", lambda: tmp_path)
+    monkeypatch.setattr(emoji.sources, "_CLDR", {})
+    monkeypatch.setattr(emoji.sources, "default_work_dir", lambda: tmp_path)
     assert metadata_value({"hexcode": "1F44B-1F3FB", "emoji": "1F44B"}, "group") == "people-body"
     assert metadata_value({"hexcode": "1f34e"}, "subgroup") == "food-fruit"
     assert metadata_value({"hexcode": "FFFF"}, "group") is None

@@ -12,7 +12,7 @@ from glide import GLIDE, PRESETS, ModelConfig, official
 from glide.config import get_preset
 from glide.errors import GlideError
 from glide.models.unet import Attention
-from glide.official.keys import key_map
+from glide.keys import key_map
 
 OFFICIAL = json.loads((HERE / "fixtures" / "official_checkpoints.json").read_text())
 
@@ -157,3 +157,17 @@ def test_compiled_pipeline_samples_like_the_eager_one():
     torch.testing.assert_close(fast, eager, atol=1e-4, rtol=1e-4)
     with pytest.raises(GlideError, match="compile mode"):
         Pipeline(model, "cpu", compile="fastest")
+
+
+def test_official_load_model_turns_a_weight_mismatch_into_a_clear_error():
+    """Names and shapes right, but a weight that cannot be one (an integer tensor): the same one-line GlideError
+    that glide.pipeline.load_model gives, not a torch traceback."""
+    opts = dict(image_size=16, channel_mult="1,2", num_channels=32, num_res_blocks=1, num_head_channels=16, xf_width=32, xf_layers=1,
+                xf_heads=2, attention_resolutions="8", text_ctx=8)
+    skeleton = official.load_model(None, **opts).official_state_dict()
+    sd = {k: torch.zeros(v.shape) for k, v in skeleton.items()}
+    assert official.load_model(sd, **opts) is not None
+    key = next(k for k in sd if k.endswith(".weight"))
+    sd[key] = torch.zeros(sd[key].shape, dtype=torch.int64)
+    with pytest.raises(GlideError, match="the weights in the state dict do not match its config"):
+        official.load_model(sd, **opts)

@@ -12,9 +12,8 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import (FORMAT, WEIGHTS, check_state_dict, read_folder, read_official_checkpoint, write_folder,
+from ..checkpoint import (FORMAT, WEIGHTS, load_weights, on_meta, read_folder, read_official_checkpoint, write_folder,
                           write_weights)
-from ..errors import GlideError
 from .model import CLIP_PRESETS, CLIPConfig, NoisedCLIP, from_official_state_dicts
 
 
@@ -36,22 +35,14 @@ def read_clip_dir(path: str | os.PathLike) -> tuple[CLIPConfig, dict[str, torch.
 
 def build_clip(cfg: CLIPConfig, state_dict: dict[str, torch.Tensor], device: str | torch.device = "cpu") -> NoisedCLIP:
     """A NoisedCLIP holding exactly `state_dict` (strict), in eval mode."""
-    with torch.device("meta"):  # no point initialising weights that are about to be replaced
-        model = NoisedCLIP(cfg)
-    check_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()}, state_dict, "the CLIP folder")
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()},
-                              strict=True, assign=True)
-    except RuntimeError as e:
-        raise GlideError(f"CLIP weights do not match their config: {str(e).splitlines()[0]}") from None
+    model = load_weights(on_meta(lambda: NoisedCLIP(cfg)), state_dict, "the CLIP folder")
     model.image.reset_pixel_stats("cpu")  # non-persistent buffers: made on meta above, not in the state dict
     return model.to(device).eval()
 
 
 def load_clip(path: str | os.PathLike, device: str | torch.device = "cpu") -> NoisedCLIP:
-    """Load a CLIP folder (or "official": the released encoders, converted once into the cache)."""
-    if str(path) == "official":
-        path = ensure_official_clip()
+    """Load a CLIP folder (`official:clip`, the released encoders, is resolved to one by
+    glide.pipeline.resolve_model)."""
     cfg, sd, _ = read_clip_dir(path)
     return build_clip(cfg, sd, device)
 
@@ -62,18 +53,7 @@ def convert_official_clip(image_pt: str | os.PathLike, text_pt: str | os.PathLik
     weights_only=True: anything but plain tensors (a pickle that would run code) is refused."""
     cfg = config or CLIP_PRESETS["official"]
     image_sd, text_sd = read_official_checkpoint(image_pt), read_official_checkpoint(text_pt)
-    with torch.device("meta"):
-        skeleton = NoisedCLIP(cfg)
+    skeleton = on_meta(lambda: NoisedCLIP(cfg))
     native = from_official_state_dicts(skeleton, image_sd, text_sd, f"{Path(image_pt).name} + {Path(text_pt).name}")
     source = {"official": "clip", "image_file": Path(image_pt).name, "text_file": Path(text_pt).name}
     return save_clip_dir(out, native, cfg, meta={"source": source}, force=force)
-
-
-def ensure_official_clip() -> Path:
-    """The released noised CLIP as a CLIP folder in the cache (downloaded and converted on first use)."""
-    from ..official.hub import converted_dir, official_file
-
-    out = converted_dir("clip")
-    if not (out / WEIGHTS).is_file():
-        convert_official_clip(official_file("clip-image"), official_file("clip-text"), out)
-    return out

@@ -11,7 +11,7 @@ Two pre-LN transformers embed into one space:
 Both outputs go through LayerNorm and a bias-free projection and are L2-normalised (+1e-12).
 
 The released weights are two state dicts (clip_image_enc.pt, clip_text_enc.pt); `OFFICIAL_NAMES` map
-our parameter names to theirs (see glide.official.keys). Their `Affine` stores its weight [out, in],
+our parameter names to theirs (see glide.keys). Their `Affine` stores its weight [out, in],
 exactly like nn.Linear, so no weight is transposed.
 """
 
@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import GlideError
+from ..checkpoint import fp32
+from ..keys import from_official, to_official
 from ..models.layers import LayerNorm as _LayerNorm
 from .tokenizer import get_clip_tokenizer
 
@@ -282,19 +284,15 @@ class NoisedCLIP(nn.Module):
 def from_official_state_dicts(model: NoisedCLIP, image_sd: dict, text_sd: dict, what: str = "official CLIP") -> dict:
     """Our state dict from the released image and text encoder state dicts (missing/extra/misshapen keys raise).
     The release's logit scale is not a tensor in either file: it is log(config logit_scale)."""
-    from ..official.keys import from_official  # imported here: glide.official imports this package
-
     if "blocks.input.w_voc" in image_sd and "blocks.input.w_t" in text_sd:
         raise GlideError(f"{what}: the image and text encoder state dicts are swapped")
     out = {"text." + k: v for k, v in from_official(model.text, text_sd, f"{what} text encoder").items()}
     out.update({"image." + k: v for k, v in from_official(model.image, image_sd, f"{what} image encoder").items()})
-    out = {k: v.float() if v.is_floating_point() else v for k, v in out.items()}
+    out = fp32(out)
     out["logit_scale"] = torch.tensor(math.log(model.cfg.logit_scale))
     return out
 
 
 def to_official_state_dicts(model: NoisedCLIP) -> tuple[dict, dict]:
     """(image encoder, text encoder) state dicts in the official key naming."""
-    from ..official.keys import to_official
-
     return to_official(model.image, model.image.state_dict()), to_official(model.text, model.text.state_dict())

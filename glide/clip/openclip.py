@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checkpoint import on_meta
 from ..errors import GlideError
 
 MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI's pixel statistics, on the 0..1 scale
@@ -210,8 +211,7 @@ def load_open_clip(path: str | os.PathLike, device: str | torch.device = "cpu", 
     if missing:
         raise GlideError(f"{path} is not an open_clip CLIP state dict (missing {', '.join(missing[:3])})")
     sd = {k: v for k, v in sd.items() if k != "attn_mask"}  # a constant some files carry
-    with torch.device("meta"):
-        model = OpenCLIP(OpenCLIPConfig.from_state_dict(sd, quick_gelu))
+    model = on_meta(lambda: OpenCLIP(OpenCLIPConfig.from_state_dict(sd, quick_gelu)))
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     wrong = sorted(set(sd) ^ set(expected)) + [k for k in expected if k in sd and tuple(sd[k].shape) != expected[k]]
     if wrong:

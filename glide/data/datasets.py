@@ -25,6 +25,7 @@ from PIL import Image
 
 from ..errors import GlideError
 from ..images import to_rgb
+from .arrays import load_arrays
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -127,17 +128,10 @@ class NpzSource:
     """Our compact array file: `images` uint8 [N, S, S, 3], `captions`, optional `captions_alt` and `split`."""
 
     def __init__(self, path: Path, size: int, splits: Sequence[str] | None = ("train",)):
-        with np.load(path, allow_pickle=False) as z:
-            images = z["images"]
-            captions = [str(c) for c in z["captions"]]
-            alt = json.loads(str(z["captions_alt"])) if "captions_alt" in z.files else [[] for _ in captions]
-            split = [str(s) for s in z["split"]] if "split" in z.files else ["train"] * len(captions)
-        keep = [i for i, s in enumerate(split) if splits is None or s in splits]
-        if not keep:
-            raise GlideError(f"{path} has no images in split(s) {list(splits or [])}")
-        self.images = images[keep]
-        self.captions = [[captions[i], *alt[i]] for i in keep]
-        self.stored_size = int(images.shape[1])
+        arrays = load_arrays(path, splits)
+        self.images = arrays["images"]
+        self.captions = [[c, *alt] for c, alt in zip(arrays["captions"], arrays["captions_alt"])]
+        self.stored_size = arrays["size"]
         if self.stored_size < size:
             raise GlideError(f"{path} holds {self.stored_size} px images but the model trains at {size} px; "
                              f"build the data at {size} px (e.g. glide data emoji --size {size})")
@@ -219,9 +213,11 @@ class WebDatasetSource:
             yield img, [cap.decode("utf-8") if isinstance(cap, bytes) else str(cap)], name
 
 
-def open_source(path: str | os.PathLike, size: int, background: str = "white",
-                splits: Sequence[str] | None = ("train",)):
-    """Pick the source type from the path: folder, .jsonl, .npz, or .tar shard(s) (a glob or a folder of them)."""
+def detect_format(path: str | os.PathLike):
+    """(format, what to read) of a data path: the one place a data path's format is decided, for training
+    (`open_source`) and `glide data filter`. Formats: "webdataset" (a list of .tar shards: a glob, a .tar or a
+    folder of them), "dataset" (a folder from `glide data emoji`), "folder" (images with .txt captions),
+    "jsonl" (a manifest) and "npz" (our arrays)."""
     spec = str(path)
     if any(ch in spec for ch in "*?[") or spec.endswith(".tar"):
         import glob
@@ -229,23 +225,38 @@ def open_source(path: str | os.PathLike, size: int, background: str = "white",
         shards = sorted(glob.glob(spec))
         if not shards:
             raise GlideError(f"no WebDataset shards match {spec}")
-        return WebDatasetSource(shards, size, background)
+        return "webdataset", shards
     p = Path(spec)
     if not p.exists():
         raise GlideError(f"data not found: {p}")
     if p.is_dir():
         tars = sorted(p.glob("*.tar"))
         if tars and not any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir()):
-            return WebDatasetSource([str(t) for t in tars], size, background)
-        arrays = p / f"emoji_{size}.npz"  # the compact form `glide data emoji` writes: fastest to load
+            return "webdataset", [str(t) for t in tars]
+        if any(p.glob("emoji_*.npz")) or (p / "manifest.jsonl").is_file():
+            return "dataset", p
+        return "folder", p
+    if p.suffix == ".jsonl":
+        return "jsonl", p
+    if p.suffix == ".npz":
+        return "npz", p
+    raise GlideError(f"unsupported data path {p}: give a folder, a .jsonl manifest, an .npz file or .tar shards")
+
+
+def open_source(path: str | os.PathLike, size: int, background: str = "white",
+                splits: Sequence[str] | None = ("train",)):
+    """The source for a data path (see `detect_format`)."""
+    kind, what = detect_format(path)
+    if kind == "webdataset":
+        return WebDatasetSource(what, size, background)
+    if kind in ("dataset", "folder"):
+        arrays = what / f"emoji_{size}.npz"  # the compact form `glide data emoji` writes: fastest to load
         if arrays.is_file():
             return NpzSource(arrays, size, splits)
-        manifest = p / "manifest.jsonl"
+        manifest = what / "manifest.jsonl"
         if manifest.is_file():
             return JsonlSource(manifest, size, background, splits)
-        return FolderSource(p, size, background)
-    if p.suffix == ".jsonl":
-        return JsonlSource(p, size, background, splits)
-    if p.suffix == ".npz":
-        return NpzSource(p, size, splits)
-    raise GlideError(f"unsupported data path {p}: give a folder, a .jsonl manifest, an .npz file or .tar shards")
+        return FolderSource(what, size, background)
+    if kind == "jsonl":
+        return JsonlSource(what, size, background, splits)
+    return NpzSource(what, size, splits)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GlideError
+from ..images import from_uint8
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -229,7 +230,7 @@ class ClipJudge:
         import torch
 
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1
+            x = from_uint8(images, self.device)
             z = self.clip.image_embeddings(x, 0)
             p = (self.scale * z @ self.text.T).softmax(-1)
         return p[:, : self.n_concepts].sum(-1).cpu().numpy()

@@ -28,9 +28,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import defaults
+from .. import defaults, samplers
+from ..checkpoint import model_key  # noqa: F401  (glide eval's cache keys; imported from here by scripts)
+from ..data.arrays import arrays_path, load_arrays
 from ..errors import GlideError
-from ..images import grid, save_atomic, to_uint8
+from ..files import atomic_write
+from ..images import from_uint8, grid, save_atomic, to_uint8
 from .metrics import clip_score, fd_from_features, inception_score, precision_recall, softmax_probs
 
 
@@ -38,14 +41,14 @@ from .metrics import clip_score, fd_from_features, inception_score, precision_re
 class EvalConfig:
     data: str = "data/emoji"  # an emoji_64.npz, or the folder holding it
     splits: tuple[str, ...] = ("heldout_pair", "heldout_emoji")
-    n: int = 200  # images per setting (and real images drawn)
-    guidance_scales: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 5.0)  # classifier-free guidance rows
+    n: int = defaults.EVAL_N  # images per setting (and real images drawn)
+    guidance_scales: tuple[float, ...] = defaults.EVAL_CFG_SCALES  # classifier-free guidance rows
     clip_scales: tuple[float, ...] = ()  # CLIP guidance rows (0 = the unguided conditional model)
     clip_cfg_scale: float = 1.0  # classifier-free scale under CLIP guidance (1: the conditional model alone)
     steps: int | str = defaults.STEPS
     sampler: str = defaults.SAMPLER
     seed: int = 0
-    batch_size: int = 16
+    batch_size: int = defaults.EVAL_BATCH_SIZE
     k: int = 3  # neighbourhood size for precision/recall
     is_splits: int = 1  # Inception Score splits (the original protocol: 10, over 50k images)
 
@@ -76,9 +79,7 @@ def settings(cfg: EvalConfig) -> list[Setting]:
 
 
 def _npz_path(data: str | os.PathLike, size: int) -> Path:
-    p = Path(data)
-    if p.is_dir():
-        p = p / f"emoji_{size}.npz"
+    p = arrays_path(data, size)
     if not p.is_file():
         raise GlideError(f"no evaluation data at {p}: build it with `glide data emoji --out DIR`")
     return p
@@ -88,22 +89,18 @@ def load_reference(cfg: EvalConfig, size: int) -> tuple[np.ndarray, list[str], P
     """The real images (uint8 [N, S, S, 3]) and captions of `cfg.n` items of the held-out splits, drawn with
     a fixed seed, and the file they came from."""
     path = _npz_path(cfg.data, size)
-    with np.load(path, allow_pickle=False) as z:
-        split = z["split"]
-        idx = np.flatnonzero(np.isin(split, list(cfg.splits)))
-        if len(idx) == 0:
-            raise GlideError(f"{path} has no images in split(s) {', '.join(cfg.splits)}")
-        if cfg.n < len(idx):
-            idx = np.sort(np.random.default_rng(cfg.seed).choice(idx, cfg.n, replace=False))
-        images = z["images"][idx]
-        captions = [str(c) for c in z["captions"][idx]]
+    arrays = load_arrays(path, cfg.splits)
+    images, captions = arrays["images"], arrays["captions"]
+    if cfg.n < len(images):  # the same draw as choosing from the split rows' file positions
+        pick = np.sort(np.random.default_rng(cfg.seed).choice(len(images), cfg.n, replace=False))
+        images, captions = images[pick], [captions[i] for i in pick]
     if images.shape[1] != size:
         raise GlideError(f"{path} holds {images.shape[1]} px images; the model makes {size} px ones")
     return images, captions, path
 
 
 def to_model_range(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return from_uint8(images)
 
 
 @torch.no_grad()
@@ -146,13 +143,8 @@ def _file_key(path: str | os.PathLike) -> list:
 
 
 def _savez_atomic(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _cached(path: Path, make):
@@ -163,13 +155,6 @@ def _cached(path: Path, make):
     x = make()
     _savez_atomic(path, x=x)
     return x
-
-
-def model_key(path: Path) -> str:
-    """Identity of a model folder or weights file for caches: names, sizes and times of its files."""
-    path = Path(path)
-    files = sorted(path.glob("*")) if path.is_dir() else [path]
-    return json.dumps([[f.name, os.stat(f).st_size, int(os.stat(f).st_mtime)] for f in files if f.is_file()])
 
 
 def default_cache_dir() -> Path:
@@ -253,8 +238,7 @@ def check_settings(pipe, cfg: EvalConfig) -> None:
     if not cfg.guidance_scales and not cfg.clip_scales:
         raise GlideError("no guidance scales given")
     if any(cfg.clip_scales):
-        if cfg.sampler not in ("ddpm", "ddim"):
-            raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {cfg.sampler} (--sampler)")
+        samplers.check(cfg.sampler, clip_guided=True)
         if getattr(pipe, "clip", None) is None:
             raise GlideError("CLIP-guided rows need a noised CLIP (--clip-model)")
 
@@ -300,13 +284,13 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
     """
     chunks, seconds = [], 0.0
     bar = tqdm(total=len(captions), desc=f"eval {setting.name}", unit="img", disable=not progress)
-    clip_key = getattr(pipe, "clip_key", "") if setting.clip_scale else ""
+    clip_key = pipe.clip_key if setting.clip_scale else ""
     for b, s in enumerate(range(0, len(captions), cfg.batch_size)):
         chunk = list(captions[s : s + cfg.batch_size])
         seed = cfg.seed * 100_003 + b
         path = None
         if cache is not None:
-            key = _digest(getattr(pipe, "model_key", ""), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
+            key = _digest(pipe.model_key, clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
                           setting.guidance_scale, setting.clip_scale)
             path = cache / setting.sampling_name / f"b{b:04d}-{key}.npz"
         if path is not None and path.is_file():
@@ -315,7 +299,7 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
         else:
             t0 = time.perf_counter()
             x = pipe.sample(chunk, guidance_scale=setting.guidance_scale, steps=cfg.steps, sampler=cfg.sampler,
-                            generator=pipe._generator(seed), progress=False,
+                            generator=pipe.generator(seed), progress=False,
                             cond_fn=pipe.clip_guidance(chunk, setting.clip_scale) if setting.clip_scale else None)
             x, dt = to_uint8(x).numpy(), time.perf_counter() - t0
             if path is not None:

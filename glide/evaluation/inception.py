@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..checkpoint import fp32, on_meta
 from ..errors import GlideError
 
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -239,8 +240,7 @@ def load_fid_inception(path: str | os.PathLike, device: str | torch.device = "cp
     if not isinstance(sd, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items()):
         raise GlideError(f"{path} is not a state dict of tensors (expected pytorch-fid's {WEIGHTS_FILE})")
 
-    with torch.device("meta"):  # shapes only: every weight is about to be replaced
-        model = FIDInception()
+    model = on_meta(FIDInception)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(expected.keys() - sd.keys())
     unexpected = sorted(sd.keys() - expected.keys())
@@ -251,7 +251,7 @@ def load_fid_inception(path: str | os.PathLike, device: str | torch.device = "cp
                  (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if items]
         raise GlideError(f"{path} does not match the FID InceptionV3 (expected {WEIGHTS_FILE}): " + "; ".join(parts))
 
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    sd = fp32(sd)
     model.load_state_dict(sd, strict=True, assign=True)
     model.requires_grad_(False)  # a fixed feature extractor; gradients w.r.t. inputs still flow
     return model.to(device).eval()

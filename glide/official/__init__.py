@@ -12,11 +12,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..checkpoint import load_weights, on_meta
 from ..diffusion import Diffusion
 from ..models import GLIDE
 from ..samplers import sample_ddim, sample_ddpm
 from ..text import get_tokenizer
-from .keys import from_official, to_official
+from .clip import clip_tokenize, load_clip
+from ..keys import from_official, to_official
 from .options import config_from_options, options_from_config
 
 __all__ = ["OfficialModel", "OfficialDiffusion", "load_model", "create_diffusion", "tokenize",
@@ -47,11 +49,8 @@ def load_model(state_dict: dict[str, torch.Tensor] | None = None, **options: Any
     cfg = config_from_options(**options)
     if state_dict is None:
         return OfficialModel(GLIDE(cfg)).eval()
-    with torch.device("meta"):  # no point initialising weights that are about to be replaced
-        model = GLIDE(cfg)
-    native = from_official(model, state_dict, "state dict")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in native.items()}, assign=True)
-    return OfficialModel(model).eval()
+    model = on_meta(lambda: GLIDE(cfg))
+    return OfficialModel(load_weights(model, from_official(model, state_dict, "state dict"), "the state dict")).eval()
 
 
 def tokenize(prompt: str, text_ctx: int = 128) -> tuple[list[int], list[bool]]:
@@ -110,5 +109,3 @@ def create_diffusion(diffusion_steps: int = 1000, noise_schedule: str = "squared
                      timestep_respacing: str = "") -> OfficialDiffusion:
     return OfficialDiffusion(Diffusion.from_schedule(noise_schedule, diffusion_steps, timestep_respacing))
 
-
-from .clip import clip_tokenize, load_clip  # noqa: E402

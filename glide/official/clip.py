@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..checkpoint import on_meta
 from ..clip.guidance import clip_cond_fn
 from ..clip.io import build_clip
 from ..clip.model import CLIPConfig, NoisedCLIP, from_official_state_dicts, to_official_state_dicts
@@ -94,8 +95,7 @@ def load_clip(image_state_dict: dict[str, torch.Tensor] | None = None,
         return OfficialCLIP(NoisedCLIP(cfg).to(device)).eval()
     if image_state_dict is None or text_state_dict is None:
         raise GlideError("load_clip needs both the image and the text encoder state dicts")
-    with torch.device("meta"):
-        skeleton = NoisedCLIP(cfg)
+    skeleton = on_meta(lambda: NoisedCLIP(cfg))
     native = from_official_state_dicts(skeleton, image_state_dict, text_state_dict, "CLIP state dicts")
     return OfficialCLIP(build_clip(cfg, native, device)).eval()
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import check_finite, read_official_checkpoint, save_model_dir
+from ..checkpoint import check_finite, fp32, on_meta, read_official_checkpoint, save_model_dir
 from ..config import PRESETS, ModelConfig
 from ..errors import GlideError
 from ..models import GLIDE
-from .keys import from_official
+from ..keys import from_official
 from .options import KIND_FLAGS, config_from_options
 
 
@@ -34,10 +34,7 @@ def kind_config(kind: str, options: dict[str, Any] | None = None) -> tuple[Model
 
 
 def official_to_native(state_dict: dict[str, torch.Tensor], cfg: ModelConfig, what: str) -> dict[str, torch.Tensor]:
-    with torch.device("meta"):
-        skeleton = GLIDE(cfg)
-    native = from_official(skeleton, state_dict, what)
-    return {k: v.float() if v.is_floating_point() else v for k, v in native.items()}
+    return fp32(from_official(on_meta(lambda: GLIDE(cfg)), state_dict, what))
 
 
 def convert_official(path: str | os.PathLike, kind: str, out: str | os.PathLike,

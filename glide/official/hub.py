@@ -7,13 +7,13 @@ Files are fetched from OpenAI's public URLs (as glide-text2im does) into `$GLIDE
 from __future__ import annotations
 
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..errors import GlideError
+from ..files import atomic_write
 
 _ROOT = "https://openaipublic.blob.core.windows.net/diffusion/dec-2021/"
 URLS = {
@@ -40,25 +40,18 @@ def official_file(name: str, download: bool = True) -> Path:
         return path
     if not download:
         raise GlideError(f"official checkpoint {name!r} is not cached: download {url} to {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=30) as r:
+        with atomic_write(path, suffix=".part") as f, urllib.request.urlopen(url, timeout=30) as r:
             total = int(r.headers.get("content-length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=path.name) as bar:
                 while chunk := r.read(1 << 20):
                     f.write(chunk)
                     bar.update(len(chunk))
-        os.replace(tmp, path)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise GlideError(
             f"could not download the official {name!r} checkpoint ({e.__class__.__name__}: {e}). "
             f"Without network, download {url} elsewhere and put it at {path}"
         ) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -68,9 +61,16 @@ def converted_dir(name: str) -> Path:
 
 
 def ensure_converted(name: str) -> Path:
-    """Convert the official checkpoint once into our format and return the model folder."""
+    """Convert the official checkpoint once into our format and return the model folder: `official:NAME`
+    resolves here, for a GLIDE model (base, upsample, ...) and for the noised CLIP ("clip": the two released
+    encoders become one CLIP folder)."""
     out = converted_dir(name)
     if (out / "model.safetensors").is_file():
+        return out
+    if name == "clip":
+        from ..clip.io import convert_official_clip
+
+        convert_official_clip(official_file("clip-image"), official_file("clip-text"), out)
         return out
     from .convert import convert_official
 
@@ -78,4 +78,9 @@ def ensure_converted(name: str) -> Path:
     return out
 
 
-__all__ = ["URLS", "cache_dir", "official_file", "converted_dir", "ensure_converted"]
+def ensure_official_clip() -> Path:
+    """The released noised CLIP as a CLIP folder in the cache (downloaded and converted on first use)."""
+    return ensure_converted("clip")
+
+
+__all__ = ["URLS", "cache_dir", "official_file", "converted_dir", "ensure_converted", "ensure_official_clip"]

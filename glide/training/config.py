@@ -75,12 +75,12 @@ class TrainConfig:
     tensorboard: bool = False
 
     def model_config(self) -> ModelConfig:
+        """The preset turned to this run's kind, with the [model] overrides: a fresh run's model (see
+        glide.training.init, which decides between this, a source model and a checkpoint)."""
         base = get_preset(self.preset)
         if self.kind == "clip":
             return base
         cfg = base.with_kind(self.kind)
-        if cfg.super_res and not cfg.low_res_size:
-            cfg = cfg.replace(low_res_size=cfg.unet.image_size // 4)
         if self.model:
             d = cfg.to_dict()
             for k, v in self.model.items():

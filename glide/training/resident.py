@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..data.loader import Position
 from ..data.masks import device_masks
 from ..errors import GlideError
+from ..images import from_uint8
 
 
 class ResidentStream:
@@ -90,7 +91,7 @@ class ResidentStream:
         """x0 (float in [-1, 1], channels-last strides), caption tokens and mask, and inpainting inputs."""
         c, m, g = self.cfg, self.task.cfg, self.gen
         idx = self._indices(b)
-        x0 = self.images[idx].permute(0, 3, 1, 2).float() / 127.5 - 1  # NHWC storage: channels_last for free
+        x0 = from_uint8(self.images[idx])  # NHWC storage: channels_last for free
         if c.hflip:
             flip = torch.rand(b, generator=g, device=self.device) < 0.5
             x0 = torch.where(flip.view(b, 1, 1, 1), x0.flip(-1), x0)

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import GlideError
+from ..files import write_text_atomic
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")
 
@@ -169,6 +170,4 @@ def write_model_card(folder: Path, state: dict[str, Any], data: dict[str, Any], 
         f"- trained for {state['step']} steps ({weights} weights), run `{state.get('train_config', {}).get('out', '')}`",
         f"- training data: `{data['path']}`",
         f"- data filter: {filt}", ""])
-    tmp = Path(folder) / ".README.md.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, Path(folder) / "README.md")
+    write_text_atomic(Path(folder) / "README.md", text)

@@ -18,6 +18,7 @@ from ..config import ModelConfig
 from ..data.masks import random_masks
 from ..diffusion import Diffusion
 from ..diffusion.losses import hybrid_loss
+from ..images import from_uint8, quantize_8bit
 from ..models import GLIDE
 from ..text import get_tokenizer
 
@@ -36,7 +37,7 @@ def pick_captions(captions: list[list[str]], g: torch.Generator, dropout: float,
 
 
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return from_uint8(images, device)
 
 
 class DiffusionTask:
@@ -80,7 +81,7 @@ class DiffusionTask:
         """The upsampler's input: the target downsampled and quantised to 8 bits, like a real 64 px sample."""
         s = self.cfg.low_res_size
         low = F.interpolate(x0, size=(s, s), mode="bicubic", antialias=True, align_corners=False)
-        return ((low.clamp(-1, 1) + 1) * 127.5).round() / 127.5 - 1
+        return quantize_8bit(low)
 
     def loss(self, net, batch: dict, sl: slice, autocast, dgen: torch.Generator) -> dict[str, torch.Tensor]:
         x0, i, noise = batch["x0"][sl], batch["i"][sl], batch["noise"][sl]

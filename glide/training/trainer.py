@@ -12,7 +12,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,57 +25,14 @@ from ..text import fit_vocab
 from ..data.filter import data_filter_record
 from ..data.loader import BatchStream, Position
 from ..errors import GlideError
+from ..files import write_text_atomic
 from . import state as ckpt_io
 from .config import TrainConfig
 from .distributed import Distributed, local
+from .init import init_model
 from .resident import ResidentStream
 from .step import make_loss_fn
 from .tasks import ClipTask, DiffusionTask
-
-
-def load_source(cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]:
-    """The weights (our names) and config of the model to fine-tune from (`init_from`)."""
-    from ..checkpoint import read_model_dir, read_official_checkpoint
-
-    src = Path(cfg.init_from)
-    if str(cfg.init_from).startswith("bundled:"):  # the shipped models, e.g. to continue training the default base
-        from ..pipeline import resolve_model
-
-        src = resolve_model(cfg.init_from)
-    if src.is_dir():
-        src_cfg, sd, _ = read_model_dir(src)
-    else:
-        from ..official.convert import kind_config, official_to_native
-
-        if not cfg.init_kind:
-            raise GlideError("init_from is an official checkpoint: set init_kind (base, upsample, base-inpaint, ...)")
-        src_cfg, _ = kind_config(cfg.init_kind, cfg.init_options)
-        sd = official_to_native(read_official_checkpoint(src), src_cfg, src.name)
-    return sd, src_cfg
-
-
-def adapt_inputs(sd: dict[str, torch.Tensor], src: ModelConfig, dst: ModelConfig) -> dict[str, torch.Tensor]:
-    """Map the first convolution's input channels from one kind to another; channels the source lacks
-    (the inpainting image and mask, or the low-res image) get zero weights, as GLIDE did for inpainting."""
-    key = "unet.input_conv.weight"
-    w = sd[key]
-
-    def layout(c: ModelConfig) -> dict[str, slice]:
-        parts, at = {}, 0
-        for name, n in (("x", 3), ("inpaint", 4 if c.inpaint else 0), ("low_res", 3 if c.super_res else 0)):
-            parts[name] = slice(at, at + n)
-            at += n
-        return parts
-
-    if w.shape[1] == dst.in_channels and src.kind == dst.kind:
-        return sd
-    s, d = layout(src), layout(dst)
-    new = torch.zeros(w.shape[0], dst.in_channels, *w.shape[2:], dtype=w.dtype)
-    for name in ("x", "inpaint", "low_res"):
-        n = min(s[name].stop - s[name].start, d[name].stop - d[name].start)
-        if n:
-            new[:, d[name].start : d[name].start + n] = w[:, s[name].start : s[name].start + n]
-    return {**sd, key: new}
 
 
 class Trainer:
@@ -95,15 +51,14 @@ class Trainer:
             raise GlideError(f"{self.run_dir} already has checkpoints: pass --resume to continue, or choose a new --out")
         saved = ckpt_io.read_checkpoint(ckpt) if ckpt else None
 
-        # The model. A resumed run rebuilds exactly the saved architecture.
-        self.task = self._task(saved)
+        # The model: decided in one place (init.py), then built and filled.
+        choice = init_model(cfg, saved, fit_vocab=self._fit_vocab)
+        self.task = (ClipTask if choice.kind == "clip" else DiffusionTask)(choice.config, cfg, self.device)
         self.model_cfg = self.task.cfg
         self.model = self.task.build().to(self.device)
-        if saved:
-            self.model.load_state_dict(saved["model"])
-        elif cfg.init_from:
-            self.model.load_state_dict(self._init_state)  # read once, in _task
-            del self._init_state
+        if choice.state is not None:
+            self.model.load_state_dict(choice.state)
+        del choice
         for part in ("unet", "text"):
             if hasattr(getattr(self.model, part, None), "grad_checkpointing"):
                 getattr(self.model, part).grad_checkpointing = cfg.grad_checkpointing
@@ -163,28 +118,6 @@ class Trainer:
         self.loss_fn = make_loss_fn(self.task, self.net, self.dgen, torch.bfloat16 if self._precision() == "bf16" else None,
                                     cfg.compile, cfg.compile_mode)
 
-    def _task(self, saved):
-        cfg = self.cfg
-        if cfg.kind == "clip" or (saved and saved["state"].get("kind") == "clip"):
-            from ..clip.model import CLIPConfig, get_clip_preset
-
-            clip_cfg = CLIPConfig.from_dict(saved["state"]["model_config"]) if saved else get_clip_preset(cfg.preset)
-            if cfg.model and not saved:
-                clip_cfg = CLIPConfig.from_dict({**clip_cfg.to_dict(), **cfg.model})
-            return ClipTask(clip_cfg, cfg, self.device)
-        if saved:
-            model_cfg = ModelConfig.from_dict(saved["state"]["model_config"])
-        elif cfg.init_from:
-            sd, src_cfg = load_source(cfg)
-            model_cfg = self._fine_tune_config(src_cfg)
-            # New input channels (e.g. text2im -> inpaint) start at zero, as GLIDE did.
-            self._init_state = adapt_inputs(sd, src_cfg, model_cfg)
-        else:
-            model_cfg = cfg.model_config()
-            if cfg.fit_vocab:
-                model_cfg = self._fit_vocab(model_cfg)
-        return DiffusionTask(model_cfg, cfg, self.device)
-
     def _open_source(self, size: int):
         if getattr(self, "_source", (None, None))[0] != size:
             cfg = self.cfg
@@ -207,19 +140,6 @@ class Trainer:
         if self.dist.rank == 0:
             tqdm.write(f"fit_vocab: {len(vocab)} of GPT-2's 50257 tokens, from {len(source)} items' captions")
         return model_cfg.replace(text=dataclasses.replace(model_cfg.text, vocab=vocab))
-
-    def _fine_tune_config(self, src: ModelConfig) -> ModelConfig:
-        cfg = src.with_kind(self.cfg.kind)
-        if cfg.super_res and not cfg.low_res_size:
-            cfg = cfg.replace(low_res_size=cfg.unet.image_size // 4)
-        # The source decides the architecture; [model] may change only what keeps every weight's shape.
-        unsupported = sorted(set(self.cfg.model) - {"prediction"})
-        if unsupported:
-            raise GlideError(f"with init_from the model comes from {self.cfg.init_from}; [model] may set only "
-                             f"prediction (eps -> v fine-tuning), not {', '.join(unsupported)}")
-        if "prediction" in self.cfg.model:
-            cfg = cfg.replace(prediction=self.cfg.model["prediction"])
-        return cfg.validate()
 
     def _precision(self) -> str:
         if self.cfg.precision == "auto":
@@ -405,9 +325,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
             continue  # a line cut short by the interruption
         keep.append(line)
     if len(keep) != len(lines):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(keep), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(keep))
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> Path:

@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 from .. import defaults  # noqa: E402
 from ..errors import GlideError  # noqa: E402
-from ..samplers import SAMPLERS  # noqa: E402
+from ..samplers import GUIDABLE, SAMPLERS  # noqa: E402
 from .studio import Limits, Studio, canvas_image, edit_source, painted_mask, preview_images, read_upload  # noqa: E402
 
 PREVIEW_EVERY_S = 1.0  # how often a running job refreshes its preview images
@@ -131,7 +131,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                         sampler = gr.Dropdown(samplers, value=defaults.SAMPLER, label="Sampler")
                         seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)", elem_id="gen-seed")
                         clip_scale = gr.Slider(0, 20, value=0, step=0.5, visible=studio.can_clip_guide,
-                                               label="CLIP guidance scale (0 = off; needs ddpm or ddim)")
+                                               label=f"CLIP guidance scale (0 = off; needs {' or '.join(GUIDABLE)})")
                         upsample = gr.Checkbox(False, label="Upsample to 256 px", visible=studio.can_upsample)
                     with gr.Column(scale=2):
                         gallery = gr.Gallery(label="Results", columns=4, object_fit="contain", height=420, format="png",

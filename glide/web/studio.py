@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .. import defaults
+from .. import defaults, samplers
 from ..errors import GlideError
 from ..images import fit_box, fit_square, to_pil, to_rgb
 from ..pipeline import Pipeline
-from ..samplers import SAMPLERS
 
 
 @dataclass
@@ -224,9 +223,7 @@ class Studio:
         return self._int(seed, "seed", 0, 2**63 - 1)
 
     def _sampler(self, sampler: str) -> str:
-        if sampler not in SAMPLERS:
-            raise GlideError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-        return sampler
+        return samplers.get(sampler).name
 
     @staticmethod
     def _prompt(prompt) -> str:
@@ -270,8 +267,7 @@ class Studio:
         seed = self._seed(seed)
         if clip_scale and not self.can_clip_guide:
             raise GlideError("CLIP guidance needs a noised CLIP model (glide serve --clip-model DIR)")
-        if clip_scale and sampler not in ("ddpm", "ddim"):
-            raise GlideError("CLIP guidance works with the ddpm and ddim samplers; pick one of them")
+        samplers.check(sampler, clip_guided=bool(clip_scale))
         if upsample and not self.can_upsample:
             raise GlideError("upsampling needs an upsampler model (glide serve --upsampler DIR)")
 

@@ -1,4 +1,6 @@
-"""Samplers: small functions that run a denoiser down a (respaced) diffusion schedule.
+"""The sampling loops: small functions that run a denoiser down a (respaced) diffusion schedule.
+
+Which names the rest of glide may ask for, and what each can do, is decided in glide.samplers (the registry).
 
 A *denoiser* is any callable `(x_t, t) -> [B, 2C, H, W]` returning eps and the variance interpolation
 values, where `t` holds the ORIGINAL timesteps the model was trained on. Guidance wraps a denoiser
@@ -18,8 +20,8 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .diffusion import Diffusion, PMeanVar
-from .errors import GlideError
+from ..diffusion import Diffusion, PMeanVar
+from ..errors import GlideError
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CondFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -59,6 +61,16 @@ def _indices(diffusion: Diffusion, progress: bool, desc: str, start: int | None 
     return tqdm(steps, desc=desc, leave=False, dynamic_ncols=True) if progress else steps
 
 
+def _after_step(x: torch.Tensor, i: int, out: PMeanVar, project, callback) -> torch.Tensor:
+    """What every sampler does with each new sample: `project(x, i)` maps it (e.g. RePaint's replacement of a
+    known region), then `callback(i, x, out)` sees it."""
+    if project is not None:
+        x = project(x, i)
+    if callback is not None:
+        callback(i, x, out)
+    return x
+
+
 def sample_ddpm(
     denoiser: Denoiser,
     diffusion: Diffusion,
@@ -84,13 +96,12 @@ def sample_ddpm(
         if cond_fn is not None:
             mean = mean.float() + out.variance * cond_fn(x, diffusion.model_timesteps(idx)).float()
         x = mean + (torch.exp(0.5 * out.log_variance) * noise if i > 0 else 0.0)
-        if project is not None:
-            x = project(x, i)
-        if callback is not None:
-            callback(i, x, out)
+        x = _after_step(x, i, out, project, callback)
     return x
 
 
+# Same keywords as sample_ddpm, plus eta: each sampler spells out what it takes (k-diffusion style), so the
+# registry's capabilities can be read off its signature.
 def sample_ddim(
     denoiser: Denoiser,
     diffusion: Diffusion,
@@ -125,20 +136,37 @@ def sample_ddim(
             x = x + torch.sqrt(1 - ab_prev - sigma**2) * eps + sigma * _randn(x, generator)
         else:
             x = x + torch.sqrt(1 - ab_prev) * eps
-        if project is not None:
-            x = project(x, i)
-        if callback is not None:
-            callback(i, x, out)
+        x = _after_step(x, i, out, project, callback)
     return x
 
 
-def _dpmpp_2m(denoiser, diffusion, x, eta, name, clip_denoised, denoised_fn, cond_fn, generator, progress,
-              callback, project, start):
-    """DPM-Solver++(2M) in the data (x_0) prediction on the log-SNR lambda = log(alpha / sigma), with the
-    midpoint form of the second-order correction. eta = 0 solves the probability-flow ODE; eta = 1 the
-    reverse SDE, whose first-order step is exactly the DDPM posterior q(x_t | x_s, x_0) (DDIM with eta = 1)."""
-    if cond_fn is not None:
-        raise GlideError(f"CLIP guidance works with the ddpm and ddim samplers, not {name}")
+# Same keywords as sample_ddim, less cond_fn (see its docstring).
+def sample_dpmpp_2m(
+    denoiser: Denoiser,
+    diffusion: Diffusion,
+    x: torch.Tensor,
+    *,
+    eta: float = 0.0,
+    clip_denoised: bool = True,
+    denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    generator: Generator = None,
+    progress: bool = False,
+    callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
+    project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
+    start: int | None = None,
+) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022): a multistep solver in the data (x_0) prediction on the log-SNR
+    lambda = log(alpha / sigma), with the midpoint form of the second-order correction; second order from the
+    second step, first order on the last step. It runs on whatever timesteps the (respaced) schedule keeps;
+    evenly spaced ones ("25") are the documented default.
+
+    eta = 0 solves the probability-flow ODE (deterministic: "dpm++2m"). eta = 1 solves the reverse SDE
+    (SDE-DPM-Solver++(2M), the paper's appendix: "dpm++2m-sde"): every step adds fresh noise, and its
+    first-order step is exactly the DDPM posterior q(x_t | x_s, x_0) (DDIM with eta = 1). Like ancestral DDPM
+    it can correct part of a model's errors, which a deterministic ODE solver carries to the end; unlike DDPM
+    it is second order. There is no cond_fn: gradient guidance shifts an ancestral step's mean, which this
+    solver does not have (glide.samplers records that)."""
+    name = "dpm++2m-sde" if eta else "dpm++2m"
 
     def coefficients(idx: torch.Tensor, prev: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ab = diffusion.extract("alphas_cumprod_prev" if prev else "alphas_cumprod", idx, x.ndim)
@@ -165,60 +193,5 @@ def _dpmpp_2m(denoiser, diffusion, x, eta, name, clip_denoised, denoised_fn, con
             if eta > 0:
                 x = x + s_next * torch.sqrt(-torch.expm1(-2 * eta * h)) * _randn(x, generator)
             x0_prev, h_prev = x0, h
-        if project is not None:
-            x = project(x, i)
-        if callback is not None:
-            callback(i, x, out)
+        x = _after_step(x, i, out, project, callback)
     return x
-
-
-def sample_dpmpp_2m(
-    denoiser: Denoiser,
-    diffusion: Diffusion,
-    x: torch.Tensor,
-    *,
-    clip_denoised: bool = True,
-    denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    cond_fn: CondFn | None = None,
-    generator: Generator = None,
-    progress: bool = False,
-    callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
-    project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
-    start: int | None = None,
-) -> torch.Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022): a deterministic multistep solver of the probability-flow ODE in
-    the data (x_0) prediction, second order from the second step, first order on the last step. It runs on
-    whatever timesteps the (respaced) schedule keeps; evenly spaced ones ("25") are the documented default."""
-    return _dpmpp_2m(denoiser, diffusion, x, 0.0, "dpm++2m", clip_denoised, denoised_fn, cond_fn, generator,
-                     progress, callback, project, start)
-
-
-def sample_dpmpp_2m_sde(
-    denoiser: Denoiser,
-    diffusion: Diffusion,
-    x: torch.Tensor,
-    *,
-    clip_denoised: bool = True,
-    denoised_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    cond_fn: CondFn | None = None,
-    generator: Generator = None,
-    progress: bool = False,
-    callback: Callable[[int, torch.Tensor, PMeanVar], None] | None = None,
-    project: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
-    start: int | None = None,
-) -> torch.Tensor:
-    """SDE-DPM-Solver++(2M) (Lu et al. 2022, appendix): the same multistep x_0 extrapolation, but on the
-    reverse SDE, so every step adds fresh noise. Like ancestral DDPM it can correct part of a model's
-    errors, which a deterministic ODE solver carries to the end; unlike DDPM it is second order."""
-    return _dpmpp_2m(denoiser, diffusion, x, 1.0, "dpm++2m-sde", clip_denoised, denoised_fn, cond_fn, generator,
-                     progress, callback, project, start)
-
-
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpm++2m": sample_dpmpp_2m, "dpm++2m-sde": sample_dpmpp_2m_sde}
-
-
-def get_sampler(name: str):
-    try:
-        return SAMPLERS[name]
-    except KeyError:
-        raise GlideError(f"unknown sampler {name!r}; choose one of {', '.join(SAMPLERS)}") from None

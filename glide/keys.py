@@ -1,4 +1,7 @@
-"""Translate between our parameter names and the official checkpoint's.
+"""Translate between our parameter names and the official checkpoint's: the one home of key mapping.
+
+Generic over nn.Module, so both glide.clip (the released CLIP encoders) and glide.official (the released GLIDE
+checkpoints) use it from below, and neither imports the other for it.
 
 Each module class may declare `OFFICIAL_NAMES` (child -> official child path) or an `official_name()`
 method; walking a parameter's path through the model composes the official key. An empty official
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import GlideError
+from .errors import GlideError
 
 
 def official_key(model: nn.Module, key: str) -> str:

@@ -1,0 +1,163 @@
+"""What several commands share: the checks that run before any model is loaded, loading the pipeline,
+and writing images that carry their settings (see `glide info`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+from .. import __version__, defaults, samplers
+from ..errors import GlideError
+from .args import _positive_int, _seed
+
+
+SAMPLER_NAMES = samplers.NAMES
+
+# Where a PNG written by glide keeps its settings: a tEXt chunk holding ASCII JSON (see `glide info`).
+PNG_KEY = "glide"
+
+
+_NO_CONSISTENCY = "plain upsampling, as the official notebook (default: keep the 64 px image's low frequencies)"
+
+
+def _text(s: str, what: str = "the prompt") -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates
+        raise GlideError(f"{what} is not valid UTF-8 text: {s.encode('utf-8', 'replace')!r}") from None
+    return s
+
+
+def _check_device(spec: str | None) -> None:
+    if spec is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise GlideError(f"unknown --device {spec!r}: use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GlideError(f"--device {spec}: this machine has no CUDA device that torch can use")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise GlideError(f"--device {spec}: there are only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise GlideError(f"--device {spec}: MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise GlideError(f"--device {spec}: glide runs on cpu, cuda or mps")
+
+
+def _writable_parent(path: Path) -> None:
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GlideError(f"cannot write {path}: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GlideError(f"cannot write {path}: {parent} is not writable")
+
+
+def _check_out_image(out: str) -> Path:
+    """The output image path: an image format PIL writes, not a folder, in a writable place."""
+    from PIL import Image
+
+    path = Path(out)
+    if path.suffix and path.suffix.lower() not in Image.registered_extensions():
+        raise GlideError(f"--out {out}: unknown image format {path.suffix!r} (use .png)")
+    if path.is_dir():
+        raise GlideError(f"--out {out} is a folder; give an image file name such as {path / 'samples.png'}")
+    _writable_parent(path)
+    return path
+
+
+def _out_paths(out: Path, n: int) -> list[Path]:
+    return [out.with_name(f"{out.stem}_{i:03d}{out.suffix or '.png'}") for i in range(n)]
+
+
+def _pick_seed(seed: int | None) -> int:
+    """The given seed, or a fresh one (printed with the result, so the images can be made again)."""
+    return random.randrange(2**32) if seed is None else seed
+
+
+def _pipeline(args, need_upsampler: bool = False):
+    from ..pipeline import Pipeline, default_model
+
+    model = args.model or default_model("base")
+    upsampler = getattr(args, "upsampler", None)
+    if need_upsampler and upsampler is None:
+        upsampler = default_model("upsampler")
+    clip = getattr(args, "clip_model", None)
+    if clip is None and getattr(args, "clip_guidance_scale", 0):
+        clip = default_model("clip")
+    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler, clip=clip)
+    pipe.low_res_consistency = not getattr(args, "no_consistency", False)
+    if pipe.cfg.super_res:
+        raise GlideError(f"{model} is an upsampler; this command needs a base (64 px) model (--model)")
+    return pipe
+
+
+def _png_text(meta: dict) -> dict[str, str]:
+    return {PNG_KEY: json.dumps(meta, ensure_ascii=True), "Software": f"glide {__version__}"}
+
+
+def _save(images, out: Path, individual: bool, cols: int | None = None, metas: list[dict] | None = None,
+          grid_meta: dict | None = None, picked_seed: int | None = None) -> None:
+    """The grid (or the one image) at `out`, and with `individual` each image beside it; every PNG carries its
+    settings (`metas`: one per image) for `glide info`."""
+    from ..images import grid, save_atomic
+
+    metas = metas or [{} for _ in images]
+    if len(images) == 1:
+        save_atomic(images[0], out, text=_png_text(metas[0]))
+    else:
+        save_atomic(grid(images, cols=cols), out, text=_png_text(grid_meta or {}))
+        if individual:
+            for im, p, m in zip(images, _out_paths(out, len(images)), metas):
+                save_atomic(im, p, text=_png_text(m))
+    print(f"wrote {out} ({len(images)} image{'s' * (len(images) != 1)})")
+    if picked_seed is not None:
+        print(f"seed {picked_seed} (picked at random; --seed {picked_seed} makes these images again)")
+
+
+def _model_name(spec, role: str) -> str:
+    return str(spec) if spec else f"bundled:{role}"
+
+
+def _common_checks(args, prompts: list[str]) -> Path:
+    """What every sampling command checks before it loads a model."""
+    for p in prompts:
+        _text(p)
+    out = _check_out_image(args.out)
+    _check_device(args.device)
+    return out
+
+
+def _sampler_and_steps(args) -> bool:
+    """Fill in --sampler and --steps from glide.defaults (the CLIP-guided ones with --clip-guidance-scale), and
+    refuse CLIP guidance with a sampler that cannot take it. Returns whether CLIP guidance is on."""
+    guided = bool(args.clip_guidance_scale)
+    args.sampler, args.steps = defaults.sampler_and_steps(guided, args.sampler, args.steps)
+    args.steps = str(args.steps)
+    samplers.check(args.sampler, guided)
+    return guided
+
+
+def _common(s, batch_default: int = defaults.BATCH_SIZE) -> None:
+    s.add_argument("--seed", type=_seed, default=None,
+                   help="image k starts from seed SEED+k, whatever the batch size (default: a random seed, printed)")
+    s.add_argument("--batch-size", type=_positive_int, default=batch_default, help="images per forward batch")
+    s.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
+    s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None,
+                   help="default: bf16 on CUDA, fp32 on CPU (bf16 on a CPU with AVX512-BF16 or AMX: ~1.8x faster)")
+    s.add_argument("--no-individual", action="store_true", help="save only the grid")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _write_text(path: Path, text: str) -> None:
+    from ..files import write_text_atomic
+
+    write_text_atomic(path, text)
