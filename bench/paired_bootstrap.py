@@ -5,7 +5,12 @@ real images), so the spread is that of the difference, not of each figure.
     python bench/paired_bootstrap.py evalruns/steps --reference ddpm-100 --settings dpm++2m-sde-20,ddpm-25
 
 Prints one JSON line per setting: FD (CLIP) and CLIP score minus the reference's, their bootstrap standard
-deviations, and the share of resamples in which the setting's FD is worse.
+deviations, and the share of resamples in which the setting's FD is worse; and caption retrieval: the share of
+samples whose own caption is the CLIP's first (top-1) or among its first five (top-5) of the evaluated captions,
+for the setting and the reference, with the bootstrap spread of the difference.
+
+Settings from two runs (e.g. two models with the same captions and seeds) can be compared by linking their
+setting folders into one run folder.
 """
 
 from __future__ import annotations
@@ -44,6 +49,16 @@ def main() -> None:
     real, captions, _ = load_reference(EvalConfig(data=args.data, n=args.n), 64)
     real_f, text_f = clip_image_features(clip, real), clip_text_features(clip, captions)
     ref_f = clip_image_features(clip, samples(args.run, args.reference, args.guidance_scale))
+    uniq = sorted(set(captions))
+    own = np.array([uniq.index(c) for c in captions])
+    uniq_f = text_f[[captions.index(c) for c in uniq]]
+    uniq_f = uniq_f / np.linalg.norm(uniq_f, axis=1, keepdims=True)
+
+    def hits(f: np.ndarray, k: int) -> np.ndarray:
+        sims = f @ uniq_f.T
+        return (sims > sims[np.arange(len(f)), own][:, None]).sum(1) < k
+
+    ref_hits = {k: hits(ref_f, k) for k in (1, 5)}
     rng = np.random.default_rng(0)
     draws = [rng.integers(0, len(real), len(real)) for _ in range(args.resamples)]
     for name in args.settings.split(","):
@@ -54,7 +69,15 @@ def main() -> None:
                           "fd_minus_reference": round(float(fd_from_features(real_f, f) - fd_from_features(real_f, ref_f)), 4),
                           "fd_diff_std": round(float(dfd.std()), 4), "share_fd_worse": round(float((dfd > 0).mean()), 3),
                           "clip_minus_reference": round(float(clip_score(f, text_f) - clip_score(ref_f, text_f)), 3),
-                          "clip_diff_std": round(float(dcs.std()), 3)}), flush=True)
+                          "clip_diff_std": round(float(dcs.std()), 3),
+                          **{key: value for k in (1, 5) for key, value in retrieval_row(hits(f, k), ref_hits[k], draws, k).items()},
+                          "captions": len(uniq)}), flush=True)
+
+
+def retrieval_row(h: np.ndarray, ref: np.ndarray, draws: list[np.ndarray], k: int) -> dict:
+    diff = np.array([h[i].mean() - ref[i].mean() for i in draws])
+    return {f"top{k}": round(float(h.mean()), 4), f"top{k}_reference": round(float(ref.mean()), 4),
+            f"top{k}_diff_std": round(float(diff.std()), 4)}
 
 
 if __name__ == "__main__":
