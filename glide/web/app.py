@@ -1,4 +1,4 @@
-"""The Gradio page: Generate, Edit (paint a mask, describe the change, repeat) and Upsample.
+"""The Gradio page: Generate, Edit (paint a mask, describe the change, repeat), Sketch and Upsample.
 
 Layout and wiring only; what each button does lives in `glide.web.studio`. Offline by default: no share
 link, no analytics, fonts from the system, bound to 127.0.0.1.
@@ -21,13 +21,17 @@ from PIL import Image  # noqa: E402
 from .. import defaults  # noqa: E402
 from ..errors import GlideError  # noqa: E402
 from ..samplers import SAMPLERS  # noqa: E402
-from .studio import Limits, Studio, canvas_image, edit_source, painted_mask, preview_images, read_upload  # noqa: E402
+from .studio import (Limits, Studio, canvas_image, edit_source, painted_mask, preview_images, read_upload,  # noqa: E402
+                     sketch_source)
 
 PREVIEW_EVERY_S = 1.0  # how often a running job refreshes its preview images
 _SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 _MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
 # 64 px results are shown enlarged: keep their pixels sharp instead of blurring them.
-CSS = "#gen-gallery img, #edit-gallery img, #up-input img { image-rendering: pixelated; }"
+CSS = "#gen-gallery img, #edit-gallery img, #sketch-gallery img, #up-input img { image-rendering: pixelated; }"
+# The Sketch brushes: a few plain colours (the colour picker offers any other).
+SKETCH_COLORS = ["#000000", "#ffffff", "#e03030", "#ff9a1f", "#ffd83b", "#3fae49", "#3b82f6", "#8b5cf6",
+                 "#8b5a2b", "#f5c6a0"]
 
 
 def theme() -> gr.themes.Theme:
@@ -114,6 +118,10 @@ def build_app(studio: Studio) -> gr.Blocks:
         edit_results = gr.State([])
         edit_selected = gr.State(0)
         up_current = gr.State(None)
+        blank = Image.new("RGB", (studio.size, studio.size), "white")
+        sketch_current = gr.State(blank)  # the image under the strokes (its own resolution)
+        sketch_results = gr.State([])
+        sketch_selected = gr.State(0)
 
         with gr.Tabs(selected="generate") as tabs:
             # -- Generate ------------------------------------------------------------------------
@@ -170,6 +178,44 @@ def build_app(studio: Studio) -> gr.Blocks:
                         edit_status = gr.Markdown(elem_id="edit-status")
                         use_btn = gr.Button("Use result as input", elem_id="edit-use")
 
+            # -- Sketch --------------------------------------------------------------------------
+            with gr.Tab("Sketch", id="sketch"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        with gr.Row():
+                            sketch_upload = gr.UploadButton("Upload an image", file_types=["image"], type="binary",
+                                                            elem_id="sketch-upload")
+                            sketch_blank = gr.Button("Blank canvas", elem_id="sketch-blank")
+                        sketch_canvas = gr.ImageEditor(
+                            value=canvas_image(blank, lim.canvas), label="Draw (pick a colour and size in the brush menu)",
+                            type="pil", sources=[], image_mode="RGBA", format="png", layers=False, transforms=[],
+                            height=lim.canvas + 120, canvas_size=(lim.canvas, lim.canvas), elem_id="sketch-canvas",
+                            brush=gr.Brush(default_size=12, colors=SKETCH_COLORS, default_color=SKETCH_COLORS[2],
+                                           color_mode="defaults"))
+                        sketch_prompt = gr.Textbox(label="What it shows", placeholder="red apple, twemoji style",
+                                                   elem_id="sketch-prompt")
+                        sketch_strength = gr.Slider(0, 1, value=defaults.SKETCH_STRENGTH, step=0.05,
+                                                    elem_id="sketch-strength",
+                                                    label="Strength (0 = keep the drawing, 1 = ignore it)")
+                        with gr.Row():
+                            sketch_btn = gr.Button("Generate", variant="primary", elem_id="sketch-run")
+                            sketch_stop = gr.Button("Stop", variant="stop", elem_id="sketch-stop")
+                        with gr.Accordion("Settings", open=False, elem_id="sketch-settings"):
+                            sketch_n = gr.Slider(1, lim.max_images, value=2, step=1, label="Images")
+                            sketch_scale = gr.Slider(0, 15, value=defaults.GUIDANCE, step=0.5, label="Guidance scale")
+                            sketch_steps = gr.Slider(5, min(lim.max_steps, 200), value=defaults.STEPS, step=1,
+                                                     label="Steps")
+                            sketch_sampler = gr.Dropdown(samplers, value=defaults.SAMPLER, label="Sampler")
+                            sketch_seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)",
+                                                    elem_id="sketch-seed")
+                            sketch_clip = gr.Slider(0, 20, value=0, step=0.5, visible=studio.can_clip_guide,
+                                                    label="CLIP guidance scale (0 = off; needs ddpm or ddim)")
+                    with gr.Column(scale=1):
+                        sketch_gallery = gr.Gallery(label="Results", columns=2, object_fit="contain", height=420,
+                                                    format="png", elem_id="sketch-gallery", interactive=False)
+                        sketch_status = gr.Markdown(elem_id="sketch-status")
+                        sketch_use = gr.Button("Use result as input", elem_id="sketch-use")
+
             # -- Upsample ------------------------------------------------------------------------
             with gr.Tab("Upsample", id="upsample", visible=studio.can_upsample):
                 with gr.Row():
@@ -214,6 +260,38 @@ def build_app(studio: Studio) -> gr.Blocks:
                     yield gr.skip(), status, gr.skip(), gr.skip()
                 else:
                     yield images, f"{len(images)} edit{'s' * (len(images) > 1)}, seed {used_seed}", images, 0
+
+        @_guard
+        def on_sketch(value, current, text, strength, n, g, st, smp, sd, cg, request: gr.Request,
+                      progress=gr.Progress()):
+            session = _session(request)
+            value = value or {}
+            image = sketch_source(value.get("composite"), value.get("layers"), current, studio.size)
+            job, used_seed = studio.sketch(image, text, strength=strength, num_images=n, guidance_scale=g, steps=st,
+                                           sampler=smp, seed=sd, clip_guidance_scale=cg, session=session)
+            for images, status in _follow(studio, job, session, "Sketching", progress, preview=True):
+                if status is not None:
+                    yield images if images is not None else gr.skip(), status, gr.skip(), gr.skip()
+                else:
+                    yield images, f"{len(images)} image{'s' * (len(images) > 1)}, seed {used_seed}", images, 0
+
+        def sketch_on(image: Image.Image):
+            """`image` becomes the sketch's background; its strokes and results are cleared."""
+            return image, canvas_image(image, lim.canvas), []
+
+        @_guard
+        def on_sketch_upload(data: bytes):
+            try:
+                image = read_upload(data, lim)
+            except GlideError as e:
+                gr.Warning(f"Upload refused: {e}")
+                return gr.skip(), gr.skip(), gr.skip(), f"**Upload refused:** {e}"
+            image = canvas_image(image, min(min(image.size), 2 * lim.canvas))
+            return *sketch_on(image), "Image loaded: draw on it."
+
+        @_guard
+        def sketch_use_result(results, index):
+            return *sketch_on(pick(results, index, "generate from a sketch")), "Result loaded: draw the next change."
 
         @_guard
         def on_upsample(current, text, request: gr.Request, progress=gr.Progress()):
@@ -311,6 +389,20 @@ def build_app(studio: Studio) -> gr.Blocks:
                       [edit_current, edit_history, canvas, edit_status], api_visibility="private")
         undo_btn.click(undo, [edit_current, edit_history], [edit_current, edit_history, canvas, edit_status],
                        api_visibility="private")
+
+        sketch_event = sketch_btn.click(
+            on_sketch, [sketch_canvas, sketch_current, sketch_prompt, sketch_strength, sketch_n, sketch_scale,
+                        sketch_steps, sketch_sampler, sketch_seed, sketch_clip],
+            [sketch_gallery, sketch_status, sketch_results, sketch_selected], api_visibility="private",
+            concurrency_id="model")
+        sketch_stop.click(on_stop, None, sketch_status, cancels=[sketch_event], queue=False, api_visibility="private")
+        sketch_gallery.select(selected, None, sketch_selected, queue=False, api_visibility="private")
+        sketch_upload.upload(on_sketch_upload, sketch_upload,
+                             [sketch_current, sketch_canvas, sketch_results, sketch_status], api_visibility="private")
+        sketch_blank.click(lambda: (*sketch_on(blank), "Blank canvas."), None,
+                           [sketch_current, sketch_canvas, sketch_results, sketch_status], api_visibility="private")
+        sketch_use.click(sketch_use_result, [sketch_results, sketch_selected],
+                         [sketch_current, sketch_canvas, sketch_results, sketch_status], api_visibility="private")
 
         up_event = up_btn.click(on_upsample, [up_current, up_prompt], [up_output, up_status],
                                 api_visibility="private", concurrency_id="model")
