@@ -330,6 +330,14 @@ def cmd_sdedit(args) -> int:
     return 0
 
 
+def cmd_compose(args) -> int:
+    from .compose import compose
+
+    compose(args.scene, args.out, model=args.model, upsampler=args.upsampler, device=args.device, dtype=args.dtype,
+            progress=not args.quiet)
+    return 0
+
+
 def cmd_upsample(args) -> int:
     from .editing import check_image_file
 
@@ -802,6 +810,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="sdedit.png", help="output image (a grid with -n > 1)")
     _common(e)
     e.set_defaults(func=cmd_sdedit)
+
+    cs = sub.add_parser("compose", help="build a picture by a scene script (generate, inpaint, sdedit, upsample) "
+                                        "and save every stage; replays bit for bit")
+    cs.add_argument("scene", help="the scene script (TOML; see docs/editing.md)")
+    cs.add_argument("--out", required=True, help="folder for the stages (00-generate.png, ...) and the resolved script")
+    cs.add_argument("--model", default=None, help="base model folder (default: the script's, else the bundled one)")
+    cs.add_argument("--upsampler", default=None, help="upsampler folder (default: the script's, else the bundled one)")
+    cs.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
+    cs.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default: bf16 on CUDA, fp32 on CPU")
+    cs.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    cs.set_defaults(func=cmd_compose)
 
     u = sub.add_parser("upsample", help="64 -> 256 text-conditional upsampling")
     u.add_argument("images", nargs="+", metavar="IMAGE", help="64 px image(s)")
