@@ -14,6 +14,8 @@ replays to the same bytes with the same models on the same kind of machine.
     action = "inpaint"
     box = [16, 36, 48, 56]                    # x0, y0, x1, y1 in pixels of the current image
     caption = "smiling face with open mouth, twemoji style"
+    n = 4                                     # optional: make 4 candidates in one batch, keep the third
+    pick = 2
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ ACTIONS = ("generate", "image", "inpaint", "sdedit", "upsample")
 STARTS = ("generate", "image")
 # The keys each action accepts (besides `action`); anything else is a typo worth reporting.
 KEYS = {
-    "generate": {"caption", "seed", "sampler", "steps", "guidance"},
+    "generate": {"caption", "seed", "sampler", "steps", "guidance", "n", "pick"},
     "image": {"path"},
-    "inpaint": {"caption", "seed", "sampler", "steps", "guidance", "box", "mask"},
-    "sdedit": {"caption", "seed", "sampler", "steps", "guidance", "strength", "box", "mask"},
+    "inpaint": {"caption", "seed", "sampler", "steps", "guidance", "box", "mask", "n", "pick"},
+    "sdedit": {"caption", "seed", "sampler", "steps", "guidance", "strength", "box", "mask", "n", "pick"},
     "upsample": {"caption", "seed", "sampler", "steps", "temperature"},
 }
 SCRIPT_NAME = "scene.toml"
@@ -60,6 +62,8 @@ class Step:
     guidance: float | None = None
     strength: float | None = None
     temperature: float | None = None
+    n: int | None = None  # make n candidates in one batch (candidate k from seed + k) ...
+    pick: int | None = None  # ... and keep candidate `pick`: how the web page's gallery works
     box: list[int] | None = None
     mask: str | None = None  # a mask image (WHITE = repaint), relative to the script's folder
     path: str | None = None  # the `image` step's file, relative to the script's folder
@@ -172,6 +176,8 @@ def parse_scene(data: dict, folder: Path = Path(".")) -> Scene:
                                  f"{', '.join(defaults.SAMPLER_NAMES)}")
             guidance = defaults.INPAINT_GUIDANCE if action == "inpaint" else defaults.GUIDANCE
             step.guidance = _number(table.get("guidance", guidance), f"{where}: guidance", 0, 100)
+            step.n = _int(table.get("n", 1), f"{where}: n", 1, 64)
+            step.pick = _int(table.get("pick", 0), f"{where}: pick", 0, step.n - 1)
             steps = table.get("steps", defaults.STEPS)
         if isinstance(steps, bool) or not isinstance(steps, (int, str)):
             raise GlideError(f"{where}: steps must be a number or a respacing such as \"fast27\", got {steps!r}")
@@ -329,7 +335,7 @@ def run_scene(scene: Scene, pipe, out: str | os.PathLike, progress: bool = True)
             im = to_rgb(open_image(scene.folder / step.path))
             image = im if im.size == (size, size) else fit_square(im, size)
         elif step.action == "generate":
-            image = pipe(step.caption, 1, guidance_scale=step.guidance, **common)[0]
+            image = pipe(step.caption, step.n, guidance_scale=step.guidance, **common)[step.pick]
         else:
             repaint = None
             if step.box is not None:
@@ -337,10 +343,11 @@ def run_scene(scene: Scene, pipe, out: str | os.PathLike, progress: bool = True)
             elif step.mask is not None:
                 repaint = mask_to_repaint(open_image(scene.folder / step.mask, "mask"))
             if step.action == "inpaint":
-                image = pipe.inpaint(image, repaint, step.caption, 1, guidance_scale=step.guidance, **common)[0]
+                image = pipe.inpaint(image, repaint, step.caption, step.n, guidance_scale=step.guidance,
+                                     **common)[step.pick]
             elif step.action == "sdedit":
-                image = pipe.sdedit(image, step.caption, step.strength, mask=repaint, num_images=1,
-                                    guidance_scale=step.guidance, **common)[0]
+                image = pipe.sdedit(image, step.caption, step.strength, mask=repaint, num_images=step.n,
+                                    guidance_scale=step.guidance, **common)[step.pick]
             else:
                 image = pipe.upsample([image], step.caption, temperature=step.temperature, **common)[0]
         assert image is not None and np.asarray(image).shape[2] == 3

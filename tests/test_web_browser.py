@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,11 @@ import pytest
 from PIL import Image
 
 from helpers import free_port, wait_for_server
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 CHROMIUM = os.environ.get("GLIDE_CHROMIUM", "/usr/bin/chromium")
 # No update checks, sync or component downloads: the machine may have no network at all.
@@ -143,6 +149,17 @@ def test_generate_edit_undo_in_the_browser(server, page, shots):
     # -- keep going: the result becomes the input; Undo brings the previous one back ------------------
     page.click("#edit-use")
     status(page, "edit-status", "Result loaded", 30)
+    # -- the history so far as a scene script: generate image 0 of the seed-0 batch, inpaint with the mask --------
+    page.click("#edit-export")
+    status(page, "edit-status", "Script exported: 2 steps", 30)
+    href = page.get_attribute("#edit-script a[href]", "href")
+    with zipfile.ZipFile(io.BytesIO(page.request.get(href).body())) as z:
+        scene = tomllib.loads(z.read("scene.toml").decode())
+        mask = np.asarray(Image.open(io.BytesIO(z.read("01-mask.png"))))
+    assert [(s["action"], s["seed"], s["n"], s["pick"]) for s in scene["step"]] == [("generate", 0, 4, 0),
+                                                                                    ("inpaint", 1, 2, 0)]
+    assert scene["step"][1]["caption"] == "smiling face with sunglasses, twemoji style"
+    assert mask.shape == (64, 64) and mask[28:36, 28:36].all() and not mask[:8].any()
     page.click("#edit-undo")
     assert "Undone" in status(page, "edit-status", "Undone", 30)
 

@@ -10,6 +10,7 @@ import functools
 import inspect
 import os
 import sys
+import tempfile
 import time
 import traceback
 
@@ -21,6 +22,7 @@ from PIL import Image  # noqa: E402
 from .. import defaults  # noqa: E402
 from ..errors import GlideError  # noqa: E402
 from ..samplers import SAMPLERS  # noqa: E402
+from .script import EditScript  # noqa: E402
 from .studio import (Limits, Studio, canvas_image, edit_source, painted_mask, preview_images, read_upload,  # noqa: E402
                      sketch_source)
 
@@ -115,6 +117,10 @@ def build_app(studio: Studio) -> gr.Blocks:
         gen_selected = gr.State(0)
         edit_current = gr.State(None)  # the image being edited (square, its own resolution)
         edit_history = gr.State([])  # earlier inputs, for Undo
+        gen_settings = gr.State(None)  # how the gallery's images were made (for an exported script)
+        edit_script = gr.State(None)  # how the edit input came to be (an EditScript, or None if unknown)
+        edit_scripts = gr.State([])  # the scripts of the inputs on the undo history
+        edit_last = gr.State(None)  # the settings and mask of the last edit
         edit_results = gr.State([])
         edit_selected = gr.State(0)
         up_current = gr.State(None)
@@ -177,6 +183,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                                                   elem_id="edit-gallery", interactive=False)
                         edit_status = gr.Markdown(elem_id="edit-status")
                         use_btn = gr.Button("Use result as input", elem_id="edit-use")
+                        export_btn = gr.Button("Export script", elem_id="edit-export")
+                        export_file = gr.File(label="Scene script for glide compose", interactive=False,
+                                              elem_id="edit-script")
 
             # -- Sketch --------------------------------------------------------------------------
             with gr.Tab("Sketch", id="sketch"):
@@ -239,27 +248,35 @@ def build_app(studio: Studio) -> gr.Blocks:
             session = _session(request)
             job, used_seed = studio.generate(text, num_images=n, guidance_scale=g, steps=st, sampler=smp,
                                              seed=sd, clip_guidance_scale=cg, upsample=up, session=session)
+            settings = dict(prompt=text.strip(), n=int(n), guidance=float(g), steps=int(st), sampler=smp,
+                            seed=used_seed, clip_scale=float(cg), upsample=bool(up))
             for images, status in _follow(studio, job, session, "Generating", progress, preview=True):
                 if status is not None:
-                    yield images if images is not None else gr.skip(), status, gr.skip(), gr.skip()
+                    yield images if images is not None else gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
                 else:
-                    yield images, f"{len(images)} image{'s' * (len(images) > 1)}, seed {used_seed}", images, 0
+                    yield (images, f"{len(images)} image{'s' * (len(images) > 1)}, seed {used_seed}", images, 0,
+                           settings)
 
         @_guard
-        def on_edit(value, current, text, n, g, st, smp, sd, request: gr.Request, progress=gr.Progress()):
+        def on_edit(value, current, text, n, g, st, smp, sd, script, request: gr.Request, progress=gr.Progress()):
             session = _session(request)
             value = value or {}
-            current = edit_source(current, value.get("background"), lim.canvas)
+            source = edit_source(current, value.get("background"), lim.canvas)
+            if source is not current and source is not None:  # a picture dropped on the canvas: start from it
+                script = EditScript.from_image(source, studio.size, studio.model)
+            current = source
             if current is None:
                 raise GlideError("choose an image to edit first (upload one, or send a generated one)")
             repaint = painted_mask(value.get("layers"), current.size[0])
             job, used_seed = studio.edit(current, repaint, text, num_images=n, guidance_scale=g, steps=st,
                                          sampler=smp, seed=sd, session=session)
+            last = dict(prompt=text.strip(), n=int(n), guidance=float(g), steps=int(st), sampler=smp,
+                        seed=used_seed, repaint=repaint, script=script)
             for images, status in _follow(studio, job, session, "Editing", progress, preview=False):
                 if status is not None:
-                    yield gr.skip(), status, gr.skip(), gr.skip()
+                    yield gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
                 else:
-                    yield images, f"{len(images)} edit{'s' * (len(images) > 1)}, seed {used_seed}", images, 0
+                    yield images, f"{len(images)} edit{'s' * (len(images) > 1)}, seed {used_seed}", images, 0, last
 
         @_guard
         def on_sketch(value, current, text, strength, n, g, st, smp, sd, cg, request: gr.Request,
@@ -307,23 +324,25 @@ def build_app(studio: Studio) -> gr.Blocks:
         def on_stop(request: gr.Request):
             return "Stopped." if studio.cancel(_session(request)) else gr.skip()
 
-        def start_editing(image: Image.Image, current, history):
-            """`image` becomes the edit input; the previous one goes on the undo history.
-            Returns the new (current, history, canvas, edit results)."""
+        def start_editing(image: Image.Image, current, history, script, scripts, new_script):
+            """`image` (made as `new_script` says) becomes the edit input; the previous one goes on the undo
+            history. Returns the new (current, history, canvas, edit results, script, scripts)."""
             if current is not None and current is not image:
                 history = (history + [current])[-lim.history:]
-            return image, history, canvas_image(image, lim.canvas), []
+                scripts = (scripts + [script])[-lim.history:]
+            return image, history, canvas_image(image, lim.canvas), [], new_script, scripts
 
         @_guard
-        def on_upload(data: bytes, current, history):
+        def on_upload(data: bytes, current, history, script, scripts):
             try:
                 image = read_upload(data, lim)
             except GlideError as e:
                 gr.Warning(f"Upload refused: {e}")
-                return gr.skip(), gr.skip(), gr.skip(), f"**Upload refused:** {e}", gr.skip()
+                return gr.skip(), gr.skip(), gr.skip(), f"**Upload refused:** {e}", gr.skip(), gr.skip(), gr.skip()
             image = canvas_image(image, min(min(image.size), 2 * lim.canvas))
-            current, history, shown, results = start_editing(image, current, history)
-            return current, history, shown, "Image loaded: paint over the region to change.", results
+            current, history, shown, results, script, scripts = start_editing(
+                image, current, history, script, scripts, EditScript.from_image(image, studio.size, studio.model))
+            return current, history, shown, "Image loaded: paint over the region to change.", results, script, scripts
 
         def pick(images, index, what: str) -> Image.Image:
             """The selected image of a gallery (the first if none was clicked)."""
@@ -332,23 +351,44 @@ def build_app(studio: Studio) -> gr.Blocks:
             return images[min(int(index or 0), len(images) - 1)]
 
         @_guard
-        def send(images, index, current, history):
+        def send(images, index, current, history, settings, script, scripts):
             image = pick(images, index, "generate something")
-            current, history, shown, results = start_editing(image, current, history)
-            return current, history, shown, "", results, gr.Tabs(selected="edit")
+            index = min(int(index or 0), len(images) - 1)
+            new = (EditScript.from_generated(settings, index, image, studio.size, studio.model) if settings
+                   else EditScript.from_image(image, studio.size, studio.model))
+            current, history, shown, results, script, scripts = start_editing(image, current, history, script,
+                                                                               scripts, new)
+            return current, history, shown, "", results, gr.Tabs(selected="edit"), script, scripts
 
         @_guard
-        def use_result(results, index, current, history):
+        def use_result(results, index, current, history, script, scripts, last):
             image = pick(results, index, "make an edit")
-            current, history, shown, _ = start_editing(image, current, history)
-            return current, history, shown, "Result loaded: paint the next change."
+            made_from = last and last["script"]  # the script of the input these results were edited from
+            k = min(int(index or 0), len(results) - 1)
+            new = made_from.inpainted(last, last["repaint"], k) if made_from else None
+            current, history, shown, _, script, scripts = start_editing(image, current, history, script, scripts, new)
+            return current, history, shown, "Result loaded: paint the next change.", script, scripts
 
         @_guard
-        def undo(current, history):
+        def undo(current, history, scripts):
             if not history:
                 raise gr.Error("nothing to undo")
             *history, previous = history
-            return previous, history, canvas_image(previous, lim.canvas), f"Undone ({len(history)} more to undo)."
+            *scripts, script = scripts or [None]
+            return (previous, history, canvas_image(previous, lim.canvas), f"Undone ({len(history)} more to undo).",
+                    script, scripts)
+
+        exports = tempfile.TemporaryDirectory(prefix="glide-export-")  # one file per session, removed at exit
+
+        @_guard
+        def export(script, request: gr.Request):
+            if script is None:
+                raise GlideError("nothing to export yet: generate or upload an image, edit it, use a result")
+            path = os.path.join(exports.name, f"scene-{_session(request) or 'local'}.zip")
+            with open(path, "wb") as f:
+                f.write(script.to_zip())
+            steps = len(script.steps)
+            return path, f"Script exported: {steps} step{'s' * (steps > 1)}; unzip it and run glide compose scene.toml"
 
         @_guard
         def to_upsample(images, index):
@@ -369,26 +409,34 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         # -- wiring --------------------------------------------------------------------------------
         gen_inputs = [prompt, n_images, scale, steps, sampler, seed, clip_scale, upsample]
-        gen_outputs = [gallery, gen_status, gen_images, gen_selected]
+        gen_outputs = [gallery, gen_status, gen_images, gen_selected, gen_settings]
         gen_event = gen_btn.click(on_generate, gen_inputs, gen_outputs, api_name="generate", concurrency_id="model")
         prompt.submit(on_generate, gen_inputs, gen_outputs, concurrency_id="model", api_visibility="private")
         gen_stop.click(on_stop, None, gen_status, cancels=[gen_event], queue=False, api_visibility="private")
         gallery.select(selected, None, gen_selected, queue=False, api_visibility="private")
 
         edit_event = edit_btn.click(
-            on_edit, [canvas, edit_current, edit_prompt, edit_n, edit_scale, edit_steps, edit_sampler, edit_seed],
-            [edit_gallery, edit_status, edit_results, edit_selected], api_visibility="private",
+            on_edit, [canvas, edit_current, edit_prompt, edit_n, edit_scale, edit_steps, edit_sampler, edit_seed,
+                      edit_script],
+            [edit_gallery, edit_status, edit_results, edit_selected, edit_last], api_visibility="private",
             concurrency_id="model")
         edit_stop.click(on_stop, None, edit_status, cancels=[edit_event], queue=False, api_visibility="private")
         edit_gallery.select(selected, None, edit_selected, queue=False, api_visibility="private")
-        upload.upload(on_upload, [upload, edit_current, edit_history],
-                      [edit_current, edit_history, canvas, edit_status, edit_results], api_visibility="private")
-        to_edit.click(send, [gen_images, gen_selected, edit_current, edit_history],
-                      [edit_current, edit_history, canvas, edit_status, edit_results, tabs], api_visibility="private")
-        use_btn.click(use_result, [edit_results, edit_selected, edit_current, edit_history],
-                      [edit_current, edit_history, canvas, edit_status], api_visibility="private")
-        undo_btn.click(undo, [edit_current, edit_history], [edit_current, edit_history, canvas, edit_status],
+        upload.upload(on_upload, [upload, edit_current, edit_history, edit_script, edit_scripts],
+                      [edit_current, edit_history, canvas, edit_status, edit_results, edit_script, edit_scripts],
+                      api_visibility="private")
+        to_edit.click(send, [gen_images, gen_selected, edit_current, edit_history, gen_settings, edit_script,
+                             edit_scripts],
+                      [edit_current, edit_history, canvas, edit_status, edit_results, tabs, edit_script, edit_scripts],
+                      api_visibility="private")
+        use_btn.click(use_result, [edit_results, edit_selected, edit_current, edit_history, edit_script, edit_scripts,
+                                   edit_last],
+                      [edit_current, edit_history, canvas, edit_status, edit_script, edit_scripts],
+                      api_visibility="private")
+        undo_btn.click(undo, [edit_current, edit_history, edit_scripts],
+                       [edit_current, edit_history, canvas, edit_status, edit_script, edit_scripts],
                        api_visibility="private")
+        export_btn.click(export, edit_script, [export_file, edit_status], api_visibility="private")
 
         sketch_event = sketch_btn.click(
             on_sketch, [sketch_canvas, sketch_current, sketch_prompt, sketch_strength, sketch_n, sketch_scale,

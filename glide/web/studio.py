@@ -201,9 +201,10 @@ def sketch_source(composite: Image.Image | None, layers: list | None, current: I
 class Studio:
     """The shared models and the actions of the page."""
 
-    def __init__(self, pipe: Pipeline, limits: Limits | None = None):
+    def __init__(self, pipe: Pipeline, limits: Limits | None = None, model: str = "bundled:base"):
         self.pipe = pipe
         self.limits = limits or Limits()
+        self.model = model  # how an exported scene script names the base model
         self._running: dict[str, Job] = {}  # per browser session, for its Stop button
         self._lock = threading.Lock()
 
