@@ -528,14 +528,18 @@ def cmd_eval(args) -> int:
     mode = args.eval_command or "eval"
     _apply_eval_defaults(args, mode)
     _check_device(args.device)
-    from .evaluation.evaluate import (EvalConfig, Scorer, check_settings, config_dict, default_cache_dir, evaluate,
-                                      format_table, model_key)
+    from .evaluation.evaluate import (EvalConfig, Scorer, check_settings, config_dict, default_cache_dir, eval_size,
+                                      evaluate, format_table, model_key)
     from .pipeline import Pipeline, default_model, resolve_model
 
     cfg = EvalConfig(data=args.data or "", splits=tuple((args.splits or "").split(",")), n=args.n,
                      guidance_scales=args.guidance_scales, clip_scales=args.clip_scales,
                      clip_cfg_scale=args.clip_cfg_scale, steps=args.steps, sampler=args.sampler, seed=args.seed,
-                     batch_size=args.batch_size, is_splits=10 if mode == "coco" and args.n >= 10_000 else 1)
+                     batch_size=args.batch_size, is_splits=10 if mode == "coco" and args.n >= 10_000 else 1,
+                     upsample=bool(args.upsample), upsample_steps=args.upsample_steps)
+    if args.upsampler and not args.upsample:
+        raise GlideError("--upsampler is for --upsample (scoring 256 px samples); add --upsample")
+    upsampler = (args.upsampler or default_model("upsampler")) if args.upsample else None
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     model = args.model or default_model("base")
     clip_spec = args.clip_model or default_model("clip")
@@ -549,7 +553,7 @@ def cmd_eval(args) -> int:
 
         inception = load_fid_inception(args.inception_weights, args.device or "cpu")
         inception_key = model_key(Path(args.inception_weights))
-    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype,
+    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler,
                                     clip=clip_dir if any(cfg.clip_scales) else None)
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
@@ -559,8 +563,9 @@ def cmd_eval(args) -> int:
         from .evaluation.coco import load_coco_reference
 
         reference = load_coco_reference(args.captions, args.images, n=args.n, seed=args.seed,
-                                        size=pipe.cfg.unet.image_size, cache_dir=cache_dir, progress=not args.quiet)
+                                        size=eval_size(pipe, cfg), cache_dir=cache_dir, progress=not args.quiet)
     pipe.model_key = model_key(resolve_model(model))
+    pipe.upsampler_key = model_key(resolve_model(upsampler)) if upsampler else ""
     pipe.clip_key = model_key(clip_dir)
     clip, clip_key = (pipe.clip, pipe.clip_key) if pipe.clip is not None else \
         _scoring_clip(clip_spec, pipe.device, args.open_clip_act)
@@ -587,7 +592,7 @@ def cmd_eval(args) -> int:
             text.append(gap_table)
             plot_gap(gaps, out / "clip_gap.png")
             files.insert(3, "clip_gap.png")
-    record = {"command": mode, "model": str(model), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
+    record = {"command": mode, "model": str(model), "upsampler": str(upsampler or ""), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
               "inception": args.inception_weights, **config_dict(cfg), "seconds": round(time.perf_counter() - t0, 1),
               # each distinct setting once (CLIP scale 0 shares the cfg-1 samples)
               "sample_seconds": round(sum({(r["guidance_scale"], r["clip_scale"]): r["sample_seconds"]
@@ -639,7 +644,8 @@ def _eval_defaults(mode: str) -> dict:
              steps=str(defaults.SWEEP_STEPS) if sweep else str(defaults.STEPS), sampler=defaults.CLIP_SAMPLER if sweep else defaults.SAMPLER,
              seed=0, batch_size=16, clip_model=None, judge_clip=None, open_clip_act="quickgelu",
              inception_weights=None, cache_dir=None, out={"sweep": "eval-sweep", "coco": "eval-coco"}.get(mode, "eval"),
-             device=None, dtype=None, quiet=False)
+             device=None, dtype=None, quiet=False, upsample=False, upsampler=None,
+             upsample_steps=defaults.UPSAMPLE_STEPS)
     if coco:
         d.update(captions=None, images=None)
     else:
@@ -704,6 +710,11 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
              "LAION/DataComp ones")
     add("--inception-weights", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth: adds standard FID and IS "
                                     "(default: none)")
+    add("--upsample", action="store_const", const=True,
+        help="score the cascade's 256 px samples (each base sample through the upsampler; references at 256 px: "
+             "emoji_256.npz, or COCO images prepared at 256)")
+    add("--upsampler", help="upsampler model folder for --upsample (default: the bundled one)")
+    add("--upsample-steps", type=_steps, help="the upsampler's steps, or a respacing")
     add("--cache-dir", help="where real-image features (and COCO references) are cached (default ~/.cache/glide/eval)")
     add("--out", help="folder for results.json, table.md, plots, grids and cached samples")
     add("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
