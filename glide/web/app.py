@@ -384,7 +384,9 @@ def build_app(studio: Studio) -> gr.Blocks:
         def export(script, request: gr.Request):
             if script is None:
                 raise GlideError("nothing to export yet: generate or upload an image, edit it, use a result")
-            path = os.path.join(exports.name, f"scene-{_session(request) or 'local'}.zip")
+            folder = os.path.join(exports.name, _session(request) or "local")
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, "scene.zip")
             with open(path, "wb") as f:
                 f.write(script.to_zip())
             steps = len(script.steps)
