@@ -7,6 +7,7 @@ link, no analytics, fonts from the system, bound to 127.0.0.1.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import os
 import sys
@@ -384,7 +385,8 @@ def build_app(studio: Studio) -> gr.Blocks:
         def export(script, request: gr.Request):
             if script is None:
                 raise GlideError("nothing to export yet: generate or upload an image, edit it, use a result")
-            folder = os.path.join(exports.name, _session(request) or "local")
+            # The session id comes from the browser: hash it rather than trust it as a path.
+            folder = os.path.join(exports.name, hashlib.sha256((_session(request) or "").encode()).hexdigest()[:16])
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, "scene.zip")
             with open(path, "wb") as f:
