@@ -71,7 +71,7 @@ def test_a_scene_replays_to_identical_bytes(pipe, tmp_path):
     assert set(a) == {p.name for p in first} | {SCRIPT_NAME, "02-sdedit-mask.png"}
     resolved = tomllib.loads(a[SCRIPT_NAME].decode())
     assert resolved["step"][0] == dict(action="generate", caption="red apple, twemoji style", seed=derive_seed(7, 0),
-                                       sampler="dpm++2m-sde", steps=3, guidance=3.0)
+                                       sampler="dpm++2m-sde", steps=3, guidance=3.0, n=1, pick=0)
     assert resolved["step"][2]["mask"] == "02-sdedit-mask.png"  # inputs are copied beside the resolved script
     # The second run, through the command line from the resolved script in the first run's folder: the same bytes.
     assert main(["compose", str(tmp_path / "a" / SCRIPT_NAME), "--out", str(tmp_path / "b"), "--quiet"]) == 0
