@@ -193,6 +193,13 @@ PRESETS: dict[str, ModelConfig] = {
         unet=UNetConfig(channels=512),
         text=TextConfig(width=2048, layers=24, heads=32),
     ),
+    # The paper's 1.5B text-conditional 64 -> 256 upsampler (§4.1 gives only its size): the released upsampler's
+    # layout with every width doubled, U-Net 192 -> 384 channels and text transformer 512 -> 1024 (16 layers,
+    # 64-dim heads as in both released and paper encoders). Parameters grow about 4x: 1.54B.
+    "glide-3.5b-upsample": _UPSAMPLE.replace(
+        unet=dataclasses.replace(_UPSAMPLE.unet, channels=384),
+        text=TextConfig(width=1024, layers=16, heads=16),
+    ),
     # Small models for CPU work. `tiny` reads UTF-8 bytes so that a 50257-row vocabulary does not dwarf it.
     "tiny": ModelConfig(
         unet=UNetConfig(

@@ -13,6 +13,9 @@ GUIDANCE = 3.0  # classifier-free guidance scale
 # Inpainting keeps most of the image, and a stronger pull towards the prompt helps the repainted region.
 INPAINT_GUIDANCE = 5.0
 
+# SDEdit from a sketch (glide sdedit, the web page's Sketch tab): keep the layout and colours, redraw the rest.
+SKETCH_STRENGTH = 0.6
+
 # CLIP guidance shifts the mean of each ancestral step (GLIDE section 3.2), so it needs a sampler that takes a
 # cond_fn (glide.samplers.GUIDABLE); like the official notebook it runs 100 steps.
 CLIP_SAMPLER = "ddpm"

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("clip", ("glide.clip",)),
     ("official", ("glide.official",)),
     ("pipeline", ("glide.loading", "glide.pipeline", "glide.pipeline_edits")),
-    ("workflows", ("glide.data", "glide.training", "glide.evaluation")),
+    ("workflows", ("glide.data", "glide.training", "glide.evaluation", "glide.compose")),
     ("apps", ("glide.web", "glide.rate")),
     ("entry", ("glide", "glide.cli", "glide.__main__")),
 ]

@@ -1,6 +1,7 @@
 """Evaluation: the metrics against closed forms, and `glide eval` end to end on a tiny model."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -362,3 +363,41 @@ def test_plot_ticks_are_round_and_both_backends_draw(tmp_path):
         assert save_panels(panels, tmp_path / f"{backend}.png", backend=backend) == backend
         with Image.open(tmp_path / f"{backend}.png") as im:
             assert im.width > 300 and len(np.unique(np.asarray(im.convert("L")))) > 2
+
+
+def test_eval_scores_the_cascades_256px_samples(tiny64, tmp_path):
+    """--upsample: each base sample goes through the upsampler; the real images are the 256 px ones; the
+    CLIP scores both at its own 64 px; the sample cache is keyed by the upsampler too."""
+    import shutil
+
+    model, data = tiny64
+    with np.load(data / "emoji_64.npz") as z:
+        rows = [{"caption": str(c), "captions_alt": [], "split": str(s), "style": "twemoji", "emoji": f"{i:04X}",
+                 "hexcode": f"{i:04X}", "label": str(c)} for i, (c, s) in enumerate(zip(z["captions"], z["split"]))]
+    big = tmp_path / "data"
+    big.mkdir()
+    save_arrays(big / "emoji_256.npz", np.random.default_rng(1).integers(0, 256, (len(rows), 256, 256, 3),
+                                                                            dtype=np.uint8), rows)
+    up = tmp_path / "up"
+    shutil.copytree(Path(__file__).parent.parent / "glide" / "weights" / "upsampler", up)
+    args = ["eval", "--model", model, "--data", big, "--splits", "heldout_pair", "-n", "4", "--guidance-scales", "1",
+            "--steps", "2", "--batch-size", "4", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "ev", "-q",
+            "--upsample", "--upsampler", up, "--upsample-steps", "2"]
+    run_cli(*args, check=True)
+    res = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert res["config"]["upsample"] is True and res["config"]["upsampler"] == str(up)
+    real, row = res["rows"]
+    assert row["n"] == 4 and np.isfinite(row["fd_clip"]) and row["fd_clip"] > 0 and 0 <= row["clip_score"]
+    (cached,) = (tmp_path / "ev" / "samples" / "g1-256").glob("*.npz")
+    with np.load(cached) as z:
+        assert z["x"].shape == (4, 256, 256, 3)
+    # Another upsampler (here: the same files, touched) is another cache key: sampled again, not reused.
+    for f in up.iterdir():
+        os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 10))
+    run_cli(*args, check=True)
+    assert len(list((tmp_path / "ev" / "samples" / "g1-256").glob("*.npz"))) == 2
+
+    p = run_cli("eval", "--model", model, "--data", data, "--upsample", "--out", tmp_path / "x")
+    assert p.returncode == 2 and "emoji_256.npz" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("eval", "--model", model, "--data", data, "--upsampler", up, "--out", tmp_path / "x")
+    assert p.returncode == 2 and "add --upsample" in p.stderr

@@ -39,6 +39,19 @@ def test_paper_model_size():
     assert 1.1e9 < text < 1.4e9
 
 
+def test_paper_upsampler_size():
+    with torch.device("meta"):
+        m = GLIDE(PRESETS["glide-3.5b-upsample"])
+    total = sum(p.numel() for p in m.parameters())
+    text = sum(p.numel() for p in m.text.parameters())
+    # GLIDE §4.1: a 1.5 billion parameter text-conditional 64 -> 256 upsampler.
+    assert total == 1_540_932_998 and 1.4e9 < total < 1.6e9
+    assert 1.2e9 < total - text < 1.35e9 and 0.2e9 < text < 0.3e9
+    cfg = m.cfg
+    assert cfg.super_res and cfg.low_res_size == 64 and cfg.unet.image_size == 256 and cfg.text is not None
+    assert cfg.kind == "superres" and cfg.noise_schedule == "linear"
+
+
 def test_small_presets():
     assert n_params(PRESETS["tiny"]) < 1_000_000
     assert 10e6 <= n_params(PRESETS["small"]) <= 40e6

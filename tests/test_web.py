@@ -13,7 +13,7 @@ from glide.config import get_preset
 from glide.errors import GlideError
 from glide.models import GLIDE
 from glide.pipeline import Pipeline
-from glide.web.studio import Job, Limits, Studio, canvas_image, edit_source, painted_mask, read_upload
+from glide.web.studio import Job, Limits, Studio, canvas_image, edit_source, painted_mask, read_upload, sketch_source
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -160,6 +160,52 @@ def test_edit_keeps_unpainted_pixels_and_repaints_the_rest(studio):
         studio.edit(image, np.ones((32, 32), bool), "x")
     with pytest.raises(GlideError, match="choose an image"):
         studio.edit(None, repaint, "x")
+
+
+def test_sketch_source_is_the_exact_image_until_something_is_drawn():
+    rng = np.random.default_rng(4)
+    current = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    shown = canvas_image(current, 256).convert("RGBA")
+    empty = Image.new("RGBA", (256, 256))
+    assert sketch_source(shown, [empty], current, 32) is current  # no strokes: no resizing round trip
+    stroke = empty.copy()
+    stroke.paste((0, 0, 255, 255), (0, 0, 128, 256))  # the left half painted blue
+    composite = shown.copy()
+    composite.alpha_composite(stroke)
+    got = np.asarray(sketch_source(composite, [stroke], current, 32))
+    assert got.shape == (32, 32, 3)
+    assert (got[:, :16] == (0, 0, 255)).all()  # strokes, box-filtered onto the model's pixels
+    assert np.array_equal(got[:, 16:], np.asarray(current)[:, 16:])  # the rest: the image's own pixels
+    assert sketch_source(None, None, None, 32) is None
+
+
+def test_sketch_strength_zero_returns_the_input_and_more_moves_further(studio):
+    rng = np.random.default_rng(5)
+    drawing = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    images, seed = result(studio.sketch(drawing, "a red apple", strength=0, num_images=2, steps=4, seed=3))
+    assert seed == 3 and all(np.array_equal(np.asarray(im), np.asarray(drawing)) for im in images)
+    far, _ = result(studio.sketch(drawing, "a red apple", strength=0.75, num_images=2, steps=4, seed=3))
+    direct = studio.pipe.sdedit(drawing, "a red apple", 0.75, num_images=2, guidance_scale=3.0, steps=4,
+                                sampler="dpm++2m-sde", seed=3, progress=False)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(far, direct))
+    assert np.abs(np.asarray(far[0], float) - np.asarray(drawing, float)).mean() > 5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(strength=1.5), "strength must be from 0 to 1"),
+    (dict(strength="half"), "strength must be a number"),
+    (dict(strength=float("nan")), "strength must be from 0 to 1"),
+    (dict(steps=0), "steps must be a whole number from 1 to 250"),
+    (dict(num_images=99), "number of images must be a whole number from 1 to 8"),
+    (dict(sampler="euler"), "unknown sampler"),
+    (dict(guidance_scale=-1), "guidance scale must be from 0 to 30"),
+    (dict(clip_guidance_scale=2.0), "needs a noised CLIP"),
+    (dict(image=None), "draw something first"),
+])
+def test_sketch_refuses_bad_requests(studio, kwargs, message):
+    image = kwargs.pop("image", Image.new("RGB", (32, 32), "white"))
+    with pytest.raises(GlideError, match=message):
+        studio.sketch(image, "x", **kwargs)
 
 
 def test_job_reports_every_step_and_passes():

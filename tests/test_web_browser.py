@@ -1,14 +1,17 @@
 """End to end in a real browser: `glide serve` with the bundled models, driven by Playwright in Debian's
-Chromium. Generate, send to Edit, paint a mask, edit, use the result, undo, upsample, and a bad upload.
+Chromium. Generate, send to Edit, paint a mask, edit, use the result, undo, upsample, sketch with colour
+brushes and generate from the sketch, and a bad upload.
 
 Screenshots go to $GLIDE_SCREENSHOTS (docs/images/web for the docs) or the test's temporary folder.
 Needs the web extra, playwright and /usr/bin/chromium (`bash scripts/setup.sh --browser` installs them).
 """
 
 import io
+import math
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,11 @@ import pytest
 from PIL import Image
 
 from helpers import free_port, wait_for_server
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 CHROMIUM = os.environ.get("GLIDE_CHROMIUM", "/usr/bin/chromium")
 # No update checks, sync or component downloads: the machine may have no network at all.
@@ -141,6 +149,17 @@ def test_generate_edit_undo_in_the_browser(server, page, shots):
     # -- keep going: the result becomes the input; Undo brings the previous one back ------------------
     page.click("#edit-use")
     status(page, "edit-status", "Result loaded", 30)
+    # -- the history so far as a scene script: generate image 0 of the seed-0 batch, inpaint with the mask --------
+    page.click("#edit-export")
+    status(page, "edit-status", "Script exported: 2 steps", 30)
+    href = page.get_attribute("#edit-script a[href]", "href")
+    with zipfile.ZipFile(io.BytesIO(page.request.get(href).body())) as z:
+        scene = tomllib.loads(z.read("scene.toml").decode())
+        mask = np.asarray(Image.open(io.BytesIO(z.read("01-mask.png"))))
+    assert [(s["action"], s["seed"], s["n"], s["pick"]) for s in scene["step"]] == [("generate", 0, 4, 0),
+                                                                                    ("inpaint", 1, 2, 0)]
+    assert scene["step"][1]["caption"] == "smiling face with sunglasses, twemoji style"
+    assert mask.shape == (64, 64) and mask[28:36, 28:36].all() and not mask[:8].any()
     page.click("#edit-undo")
     assert "Undone" in status(page, "edit-status", "Undone", 30)
 
@@ -168,3 +187,63 @@ def test_bad_upload_is_answered_in_the_page_and_the_server_stays_up(server, page
     Image.new("RGB", (300, 200), "orange").save(buf, "PNG")
     upload(page, "edit-upload", "orange.png", buf.getvalue())
     status(page, "edit-status", "Image loaded", 30)
+
+
+def pick_brush(page, rgb: str, size: int) -> None:
+    """Choose a palette colour ("r, g, b") and a brush size in the Sketch canvas's brush menu."""
+    page.click("#sketch-canvas button[aria-label=Color]")
+    page.click(f"#sketch-canvas menu.swatch button.color[style*='rgb({rgb})']")
+    page.click("#sketch-canvas button[aria-label='Brush Size']")
+    page.fill("#sketch-canvas .size_picker input[type=range]", str(size))
+    page.click("#sketch-canvas button[aria-label=Brush]")
+
+
+def stroke(page, points) -> None:
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x, y, steps=2)
+    page.mouse.up()
+
+
+def test_sketch_in_the_browser(server, page, shots):
+    page.click("button[role=tab]:has-text('Sketch')")
+    page.click("#sketch-blank")
+    status(page, "sketch-status", "Blank canvas", 30)
+    page.wait_for_selector("#sketch-canvas >> text=processing", state="detached", timeout=60_000)
+    page.wait_for_selector("#sketch-canvas canvas")
+    page.wait_for_timeout(1000)
+    # The canvas element spans the editor; the 256 px drawing area sits at its centre.
+    box = page.locator("#sketch-canvas canvas").first.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    r = min(box["width"], box["height"]) * 0.22
+    pick_brush(page, "224, 48, 48", 40)  # a red disc: two rings of a thick brush
+    ring = [(cx + f * r * math.cos(math.radians(a)), cy + 0.1 * r + f * r * math.sin(math.radians(a)))
+            for f in (0.6, 0.2) for a in range(0, 361, 15)]
+    stroke(page, ring)
+    pick_brush(page, "63, 174, 73", 12)  # a green leaf
+    stroke(page, [(cx, cy - 0.6 * r), (cx + 0.35 * r, cy - 0.95 * r)])
+    pick_brush(page, "139, 90, 43", 6)  # a brown stem
+    stroke(page, [(cx, cy - 0.5 * r), (cx - 0.05 * r, cy - 0.9 * r)])
+    page.fill("#sketch-prompt textarea", "red apple, twemoji style")
+    page.click("#sketch-settings > button")  # open the settings to set the seed, then fold them again
+    page.fill("#sketch-seed input", "0")
+    page.click("#sketch-settings > button")
+    page.wait_for_timeout(300)
+    screenshot(page, shots / "web_sketch_before.png")
+    page.click("#sketch-run")
+    assert "2 images, seed 0" in status(page, "sketch-status", "seed 0")
+    page.wait_for_timeout(500)
+    screenshot(page, shots / "web_sketch_after.png")
+
+    results = gallery_images(page, "sketch-gallery")
+    assert len(results) == 2 and all(im.shape == (64, 64, 3) for im in results)
+    for im in results:
+        middle, corners = im[24:44, 20:44], np.concatenate([im[:6, :6], im[-6:, -6:]])
+        assert (middle[..., 0] - middle[..., 1:].max(axis=2)).mean() > 60, "the red disc stays red"
+        assert corners.mean() > 180, "the white background stays light"
+    assert np.abs(results[0] - results[1]).mean() > 2  # two seeds, two pictures
+
+    page.click("#sketch-use")
+    status(page, "sketch-status", "Result loaded", 30)
+    assert server[0].poll() is None

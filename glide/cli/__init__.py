@@ -22,7 +22,7 @@ from ..errors import GlideError
 from .args import _Parser
 
 # The command groups, in the order `glide --help` lists them.
-COMMANDS = ("sample", "models", "train", "data", "eval", "web", "info")
+COMMANDS = ("sample", "compose", "models", "train", "data", "eval", "web", "info")
 
 
 def build_parser() -> argparse.ArgumentParser:

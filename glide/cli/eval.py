@@ -33,7 +33,8 @@ def _eval_defaults(mode: str) -> dict:
              steps=str(defaults.SWEEP_STEPS) if sweep else str(defaults.STEPS), sampler=defaults.CLIP_SAMPLER if sweep else defaults.SAMPLER,
              seed=0, batch_size=defaults.EVAL_BATCH_SIZE, clip_model=None, judge_clip=None, open_clip_act="quickgelu",
              inception_weights=None, cache_dir=None, out={"sweep": "eval-sweep", "coco": "eval-coco"}.get(mode, "eval"),
-             device=None, dtype=None, quiet=False)
+             device=None, dtype=None, quiet=False, upsample=False, upsampler=None,
+             upsample_steps=defaults.UPSAMPLE_STEPS)
     if coco:
         d.update(captions=None, images=None)
     else:
@@ -88,6 +89,11 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
     add("--sampler", choices=SAMPLER_NAMES, help="sampler")
     add("--seed", type=_seed, help="seed of the caption draw and of the noise")
     add("--batch-size", type=_positive_int, help="images per forward batch")
+    add("--upsample", action="store_const", const=True,
+        help="score the cascade's 256 px samples (each base sample through the upsampler; references at 256 px: "
+             "emoji_256.npz, or COCO images prepared at 256)")
+    add("--upsampler", help="upsampler model folder for --upsample (default: the bundled one)")
+    add("--upsample-steps", type=_steps, help="the upsampler's steps, or a respacing")
     add("--clip-model", help="noised CLIP folder for FD, IS, CLIP score and CLIP guidance (default: the bundled "
                              "one); or an open_clip weights file (scoring only)")
     add("--judge-clip", help="a second CLIP, trained independently (a noised-CLIP folder, or a standard CLIP's "
@@ -127,14 +133,19 @@ def cmd_eval(args) -> int:
     mode = args.eval_command or "eval"
     _apply_eval_defaults(args, mode)
     _check_device(args.device)
-    from ..evaluation.evaluate import EvalConfig, Scorer, check_settings, default_cache_dir, evaluate, model_key
+    from ..evaluation.evaluate import (EvalConfig, Scorer, check_settings, default_cache_dir, eval_size, evaluate,
+                                      model_key)
     from ..evaluation.report import write_report
     from ..pipeline import Pipeline, default_model, resolve_model
 
     cfg = EvalConfig(data=args.data or "", splits=tuple((args.splits or "").split(",")), n=args.n,
                      guidance_scales=args.guidance_scales, clip_scales=args.clip_scales,
                      clip_cfg_scale=args.clip_cfg_scale, steps=args.steps, sampler=args.sampler, seed=args.seed,
-                     batch_size=args.batch_size, is_splits=10 if mode == "coco" and args.n >= 10_000 else 1)
+                     batch_size=args.batch_size, is_splits=10 if mode == "coco" and args.n >= 10_000 else 1,
+                     upsample=bool(args.upsample), upsample_steps=args.upsample_steps)
+    if args.upsampler and not args.upsample:
+        raise GlideError("--upsampler is for --upsample (scoring 256 px samples); add --upsample")
+    upsampler = (args.upsampler or default_model("upsampler")) if args.upsample else None
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     model = args.model or default_model("base")
     clip_spec = args.clip_model or default_model("clip")
@@ -148,7 +159,7 @@ def cmd_eval(args) -> int:
 
         inception = load_fid_inception(args.inception_weights, args.device or "cpu")
         inception_key = model_key(Path(args.inception_weights))
-    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype,
+    pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler,
                                     clip=clip_dir if any(cfg.clip_scales) else None)
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
@@ -158,7 +169,8 @@ def cmd_eval(args) -> int:
         from ..evaluation.coco import load_coco_reference
 
         reference = load_coco_reference(args.captions, args.images, n=args.n, seed=args.seed,
-                                        size=pipe.cfg.unet.image_size, cache_dir=cache_dir, progress=not args.quiet)
+                                        size=eval_size(pipe, cfg), cache_dir=cache_dir, progress=not args.quiet)
+    pipe.upsampler_key = model_key(resolve_model(upsampler)) if upsampler else ""
     clip, clip_key = (pipe.clip, pipe.clip_key) if pipe.clip is not None else \
         _scoring_clip(clip_spec, pipe.device, args.open_clip_act)
     judge, judge_key = _scoring_clip(args.judge_clip, pipe.device, args.open_clip_act) if args.judge_clip else (None, "")
@@ -167,7 +179,7 @@ def cmd_eval(args) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet, reference=reference)
-    run = {"command": mode, "model": str(model), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
+    run = {"command": mode, "model": str(model), "upsampler": str(upsampler or ""), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
            "inception": args.inception_weights}
     if mode == "coco":
         run.update(data=None, splits=None, captions=str(args.captions), images=str(args.images))

@@ -25,7 +25,7 @@ def cmd_serve(args) -> int:
                                     upsampler=upsampler, clip=clip)
     if pipe.cfg.super_res:
         raise GlideError(f"{args.model} is an upsampler; the page needs a base (64 px) model (--model)")
-    studio = Studio(pipe, Limits(max_upload_mb=args.max_upload_mb))
+    studio = Studio(pipe, Limits(max_upload_mb=args.max_upload_mb), model=args.model or "bundled:base")
     warnings.simplefilter("ignore", ResourceWarning)  # the web server's event loops; not actionable
     warnings.filterwarnings("ignore", module=r"gradio(\..*)?$")  # its own deprecation notices
     launch(studio, host=args.host, port=args.port, concurrency=args.concurrency, queue_size=args.queue_size)

@@ -51,6 +51,11 @@ class EvalConfig:
     batch_size: int = defaults.EVAL_BATCH_SIZE
     k: int = 3  # neighbourhood size for precision/recall
     is_splits: int = 1  # Inception Score splits (the original protocol: 10, over 50k images)
+    # Score the cascade's 256 px samples (the paper's FID protocol): each base sample through the upsampler.
+    upsample: bool = False
+    upsample_steps: int | str = defaults.UPSAMPLE_STEPS
+    upsample_sampler: str = defaults.UPSAMPLE_SAMPLER
+    upsample_temperature: float = defaults.UPSAMPLE_TEMPERATURE
 
 
 @dataclass(frozen=True)
@@ -106,9 +111,12 @@ def to_model_range(images: np.ndarray) -> torch.Tensor:
 @torch.no_grad()
 def clip_image_features(clip, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     device = clip.logit_scale.device
+    side = clip.cfg.image_size
     out = []
     for s in range(0, len(images), batch_size):
         x = to_model_range(images[s : s + batch_size]).to(device)
+        if x.shape[-1] != side:  # a CLIP sees images at its own resolution (256 px cascade samples -> 64 px)
+            x = torch.nn.functional.interpolate(x, size=(side, side), mode="bicubic", antialias=True).clamp(-1, 1)
         out.append(clip.image_embeddings(x, 0).float().cpu())
     return torch.cat(out).numpy()
 
@@ -237,6 +245,8 @@ def check_settings(pipe, cfg: EvalConfig) -> None:
     """Refuse up front what would otherwise fail after other settings were sampled."""
     if not cfg.guidance_scales and not cfg.clip_scales:
         raise GlideError("no guidance scales given")
+    if cfg.upsample and getattr(pipe, "upsampler", None) is None:
+        raise GlideError("scoring 256 px samples (--upsample) needs an upsampler model (--upsampler)")
     if any(cfg.clip_scales):
         samplers.check(cfg.sampler, clip_guided=True)
         if getattr(pipe, "clip", None) is None:
@@ -250,7 +260,7 @@ def evaluate(pipe, scorer: Scorer, cfg: EvalConfig, out_dir: str | os.PathLike |
     With `out_dir`, samples are cached in out_dir/samples/ and each setting gets a grid NAME.png.
     `reference` = (images, captions, cache key) replaces the emoji held-out selection (e.g. MS-COCO)."""
     check_settings(pipe, cfg)
-    size = pipe.cfg.unet.image_size
+    size = eval_size(pipe, cfg)
     if reference is None:
         real_images, captions, path = load_reference(cfg, size)
         ref_key = [_file_key(path), list(cfg.splits), cfg.n, cfg.seed]
@@ -274,6 +284,11 @@ def evaluate(pipe, scorer: Scorer, cfg: EvalConfig, out_dir: str | os.PathLike |
     return rows
 
 
+def eval_size(pipe, cfg: EvalConfig) -> int:
+    """The side of the images scored: the base model's, or the upsampler's with `cfg.upsample`."""
+    return pipe.upsampler.cfg.unet.image_size if cfg.upsample else pipe.cfg.unet.image_size
+
+
 def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig, cache: Path | None = None,
                progress: bool = True) -> tuple[np.ndarray, float]:
     """uint8 [N, S, S, 3], one sample per caption, and the seconds of sampling they cost.
@@ -285,22 +300,30 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
     chunks, seconds = [], 0.0
     bar = tqdm(total=len(captions), desc=f"eval {setting.name}", unit="img", disable=not progress)
     clip_key = pipe.clip_key if setting.clip_scale else ""
+    # The 256 px samples depend on the upsampler and its settings as well.
+    up_key = ([getattr(pipe, "upsampler_key", ""), str(cfg.upsample_steps), cfg.upsample_sampler,
+               cfg.upsample_temperature] if cfg.upsample else [])
     for b, s in enumerate(range(0, len(captions), cfg.batch_size)):
         chunk = list(captions[s : s + cfg.batch_size])
         seed = cfg.seed * 100_003 + b
         path = None
         if cache is not None:
             key = _digest(pipe.model_key, clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
-                          setting.guidance_scale, setting.clip_scale)
-            path = cache / setting.sampling_name / f"b{b:04d}-{key}.npz"
+                          setting.guidance_scale, setting.clip_scale, *up_key)
+            folder = setting.sampling_name + ("-256" if cfg.upsample else "")
+            path = cache / folder / f"b{b:04d}-{key}.npz"
         if path is not None and path.is_file():
             with np.load(path, allow_pickle=False) as z:
                 x, dt = z["x"], float(z["seconds"])
         else:
             t0 = time.perf_counter()
+            g = pipe.generator(seed)
             x = pipe.sample(chunk, guidance_scale=setting.guidance_scale, steps=cfg.steps, sampler=cfg.sampler,
-                            generator=pipe.generator(seed), progress=False,
+                            generator=g, progress=False,
                             cond_fn=pipe.clip_guidance(chunk, setting.clip_scale) if setting.clip_scale else None)
+            if cfg.upsample:  # as Pipeline(..., upsample=True) does: the same generator goes on to the upsampler
+                x = pipe._upsample(x, chunk, cfg.upsample_steps, cfg.upsample_sampler, cfg.upsample_temperature, g,
+                                   False)
             x, dt = to_uint8(x).numpy(), time.perf_counter() - t0
             if path is not None:
                 _savez_atomic(path, x=x, seconds=np.float64(dt))

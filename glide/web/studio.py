@@ -1,4 +1,4 @@
-"""What the web page does, without the web page: generate, edit and upsample on one shared Pipeline.
+"""What the web page does, without the web page: generate, edit, sketch and upsample on one shared Pipeline.
 
 Everything here is plain Python (no Gradio), so it is unit-tested directly; `glide.web.app` only lays out
 widgets and forwards to these methods. Each long call runs as a `Job` on a worker thread that reports every
@@ -181,14 +181,36 @@ def painted_mask(layers: list, size: int) -> np.ndarray:
     return np.asarray(m) > 0
 
 
-class Studio:
-    """The shared models and the three actions of the page."""
+def sketch_source(composite: Image.Image | None, layers: list | None, current: Image.Image | None,
+                  size: int) -> Image.Image | None:
+    """The image a Sketch job starts from: the canvas (`composite`: its background with the strokes drawn
+    on it) at the model's resolution `size`. Without strokes it is the exact image the page put on the
+    canvas (`current`), so that nothing is lost to resizing the enlarged copy back down."""
+    drawn = any(layer is not None and np.asarray(layer.convert("RGBA") if isinstance(layer, Image.Image)
+                                                 else layer)[..., 3].any() for layer in layers or [])
+    if not drawn and current is not None:
+        return current
+    if composite is None:
+        return current
+    im = to_rgb(composite)
+    # Box filter: each model pixel is the mean of the screen pixels it covers, strokes included.
+    return im.crop(fit_box(*im.size)).resize((size, size), Image.BOX)
 
-    def __init__(self, pipe: Pipeline, limits: Limits | None = None):
+
+class Studio:
+    """The shared models and the actions of the page."""
+
+    def __init__(self, pipe: Pipeline, limits: Limits | None = None, model: str = "bundled:base"):
         self.pipe = pipe
         self.limits = limits or Limits()
+        self.model = model  # how an exported scene script names the base model
         self._running: dict[str, Job] = {}  # per browser session, for its Stop button
         self._lock = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        """The base model's image side, in pixels."""
+        return self.pipe.cfg.unet.image_size
 
     @property
     def can_upsample(self) -> bool:
@@ -225,6 +247,11 @@ class Studio:
     def _sampler(self, sampler: str) -> str:
         return samplers.get(sampler).name
 
+    def _check_clip(self, clip_scale: float, sampler: str) -> None:
+        if clip_scale and not self.can_clip_guide:
+            raise GlideError("CLIP guidance needs a noised CLIP model (glide serve --clip-model DIR)")
+        samplers.check(sampler, clip_guided=bool(clip_scale))
+
     @staticmethod
     def _prompt(prompt) -> str:
         if not isinstance(prompt, str):
@@ -253,7 +280,7 @@ class Studio:
         job.cancel()
         return True
 
-    # -- the three actions -------------------------------------------------------------------------
+    # -- the actions -------------------------------------------------------------------------
     def generate(self, prompt, *, num_images=4, guidance_scale=defaults.GUIDANCE, steps=defaults.STEPS,
                  sampler=defaults.SAMPLER, seed=None, clip_guidance_scale=0.0, upsample=False,
                  session: str | None = None):
@@ -265,9 +292,7 @@ class Studio:
         clip_scale = self._scale(clip_guidance_scale, "CLIP guidance scale")
         sampler = self._sampler(sampler)
         seed = self._seed(seed)
-        if clip_scale and not self.can_clip_guide:
-            raise GlideError("CLIP guidance needs a noised CLIP model (glide serve --clip-model DIR)")
-        samplers.check(sampler, clip_guided=bool(clip_scale))
+        self._check_clip(clip_scale, sampler)
         if upsample and not self.can_upsample:
             raise GlideError("upsampling needs an upsampler model (glide serve --upsampler DIR)")
 
@@ -301,6 +326,36 @@ class Studio:
                                      seed=seed, progress=False, callback=callback, batch_size=self.limits.max_images)
 
         return self.start(session, work), seed
+
+    def sketch(self, image: Image.Image | None, prompt, *, strength=defaults.SKETCH_STRENGTH, num_images=2,
+               guidance_scale=defaults.GUIDANCE, steps=defaults.STEPS, sampler=defaults.SAMPLER, seed=None,
+               clip_guidance_scale=0.0, session: str | None = None):
+        """SDEdit: turn a drawing (or any image) into what `prompt` describes, moving the further from it the
+        higher `strength` (0: the image itself, 1: ignore it). Returns (job, seed); the job's result is a
+        list of images at the model's resolution."""
+        if image is None:
+            raise GlideError("draw something first (on a blank canvas or an uploaded image)")
+        prompt = self._prompt(prompt)
+        try:
+            strength = float(strength)
+        except (TypeError, ValueError):
+            raise GlideError(f"strength must be a number, got {strength!r}") from None
+        if not math.isfinite(strength) or not 0 <= strength <= 1:
+            raise GlideError(f"strength must be from 0 to 1, got {strength!r}")
+        n = self._int(num_images, "number of images", 1, self.limits.max_images)
+        steps = self._int(steps, "steps", 1, self.limits.max_steps)
+        scale = self._scale(guidance_scale, "guidance scale")
+        clip_scale = self._scale(clip_guidance_scale, "CLIP guidance scale")
+        sampler = self._sampler(sampler)
+        seed = self._seed(seed)
+        self._check_clip(clip_scale, sampler)
+
+        def work(callback):
+            return self.pipe.sdedit(image, prompt, strength, num_images=n, guidance_scale=scale, steps=steps,
+                                    sampler=sampler, seed=seed, clip_guidance_scale=clip_scale, progress=False,
+                                    callback=callback, batch_size=self.limits.max_images)
+
+        return self.start(session, work, previews=True), seed
 
     def upsample(self, image: Image.Image | None, prompt, *, steps=defaults.UPSAMPLE_STEPS, seed=None,
                  session: str | None = None):
