@@ -57,12 +57,13 @@ RECIPES: dict[str, tuple[str, dict, int]] = {
                 {"model": {"unet": UNET32}, "batch_size": 32, "lr": 2e-3}, IMAGES),
     "inpaint-mixed": ("inpainting mixed in from the start (half the examples masked)",
                       {"model": {"unet": UNET32}, "kind": "inpaint", "p_unmasked": 0.5}, IMAGES),
-    # Both about 4x the baseline's FLOPs per image, so a quarter of its images: equal compute all round.
+    # Both about 4x the baseline's FLOPs per image, so a quarter of its images: equal FLOPs all round (on a CPU
+    # they take about 2x the baseline's time per image: small convolutions are not FLOP-bound).
     "wide": ("width: 64 channels, 1 block per level; 1/4 of the images (equal FLOPs)",
              {"model": {"unet": {**UNET32, "channels": 64}}}, IMAGES // 4),
     "deep": ("depth: 32 channels, 4 blocks per level; 1/4 of the images (equal FLOPs)",
              {"model": {"unet": {**UNET32, "num_res_blocks": 4}}}, IMAGES // 4),
-    "64px": ("64 px base, 1/4 of the images (4x the FLOPs per image: equal compute)",
+    "64px": ("64 px base, 1/4 of the images (4x the FLOPs per image: equal FLOPs)",
              {"model": {"unet": {**UNET32, "image_size": 64}}}, IMAGES // 4),
 }
 
