@@ -207,8 +207,6 @@ def stroke(page, points) -> None:
 
 
 def test_sketch_in_the_browser(server, page, shots):
-    page.goto(server[1])  # a fresh page session: nothing left over from the Generate/Edit test
-    page.wait_for_selector("#gen-prompt textarea")
     page.click("button[role=tab]:has-text('Sketch')")
     page.click("#sketch-blank")
     status(page, "sketch-status", "Blank canvas", 30)
