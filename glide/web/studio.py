@@ -247,6 +247,17 @@ class Studio:
     def _sampler(self, sampler: str) -> str:
         return samplers.get(sampler).name
 
+    def _settings(self, num_images, steps, guidance_scale, clip_guidance_scale, sampler, seed) -> tuple:
+        """The sampling settings every action shares, checked: (n, steps, scale, clip_scale, sampler, seed)."""
+        n = self._int(num_images, "number of images", 1, self.limits.max_images)
+        steps = self._int(steps, "steps", 1, self.limits.max_steps)
+        scale = self._scale(guidance_scale, "guidance scale")
+        clip_scale = self._scale(clip_guidance_scale, "CLIP guidance scale")
+        sampler = self._sampler(sampler)
+        seed = self._seed(seed)
+        self._check_clip(clip_scale, sampler)
+        return n, steps, scale, clip_scale, sampler, seed
+
     def _check_clip(self, clip_scale: float, sampler: str) -> None:
         if clip_scale and not self.can_clip_guide:
             raise GlideError("CLIP guidance needs a noised CLIP model (glide serve --clip-model DIR)")
@@ -286,13 +297,8 @@ class Studio:
                  session: str | None = None):
         """Returns (job, seed): the job's result is a list of images (64 px, or 256 px with `upsample`)."""
         prompt = self._prompt(prompt)
-        n = self._int(num_images, "number of images", 1, self.limits.max_images)
-        steps = self._int(steps, "steps", 1, self.limits.max_steps)
-        scale = self._scale(guidance_scale, "guidance scale")
-        clip_scale = self._scale(clip_guidance_scale, "CLIP guidance scale")
-        sampler = self._sampler(sampler)
-        seed = self._seed(seed)
-        self._check_clip(clip_scale, sampler)
+        n, steps, scale, clip_scale, sampler, seed = self._settings(num_images, steps, guidance_scale,
+                                                                    clip_guidance_scale, sampler, seed)
         if upsample and not self.can_upsample:
             raise GlideError("upsampling needs an upsampler model (glide serve --upsampler DIR)")
 
@@ -342,13 +348,8 @@ class Studio:
             raise GlideError(f"strength must be a number, got {strength!r}") from None
         if not math.isfinite(strength) or not 0 <= strength <= 1:
             raise GlideError(f"strength must be from 0 to 1, got {strength!r}")
-        n = self._int(num_images, "number of images", 1, self.limits.max_images)
-        steps = self._int(steps, "steps", 1, self.limits.max_steps)
-        scale = self._scale(guidance_scale, "guidance scale")
-        clip_scale = self._scale(clip_guidance_scale, "CLIP guidance scale")
-        sampler = self._sampler(sampler)
-        seed = self._seed(seed)
-        self._check_clip(clip_scale, sampler)
+        n, steps, scale, clip_scale, sampler, seed = self._settings(num_images, steps, guidance_scale,
+                                                                    clip_guidance_scale, sampler, seed)
 
         def work(callback):
             return self.pipe.sdedit(image, prompt, strength, num_images=n, guidance_scale=scale, steps=steps,
