@@ -132,6 +132,8 @@ def retrieval(clip, images: np.ndarray, labels: np.ndarray, captions: list[str])
 
 
 def cmd_ceiling(args) -> None:
+    from PIL import Image
+
     from glide.data.datasets import open_source
 
     captions = json.loads((Path(args.data) / "captions.json").read_text())
@@ -140,7 +142,7 @@ def cmd_ceiling(args) -> None:
     images = np.stack([src.load(index[c])[0] for c in captions])
     clip = _clip()
     row = {"real 64 px": retrieval(clip, images, np.arange(len(captions)), captions)}
-    small = np.stack([np.asarray(__import__("PIL.Image").Image.fromarray(im).resize((32, 32), 4)) for im in images])
+    small = np.stack([np.asarray(Image.fromarray(im).resize((32, 32), Image.BICUBIC)) for im in images])
     row["real 32 px"] = retrieval(clip, small, np.arange(len(captions)), captions)
     print(json.dumps(row))
     (Path(args.runs) / "ceiling.json").write_text(json.dumps(row) + "\n")
