@@ -23,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import defaults
 from .errors import GlideError
+from .files import copy_atomic, write_text_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -246,34 +245,6 @@ def dump_scene(scene: Scene) -> str:
     return text
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    from .files import public_permissions
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        public_permissions(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    from .files import public_permissions
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        public_permissions(Path(tmp))
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- running -------------------------------------------------------------------------------------------
 def check_scene(scene: Scene, size: int, has_upsampler: bool) -> None:
     """What can only be checked with the models known: boxes and masks against the image size, input files.
@@ -324,9 +295,9 @@ def run_scene(scene: Scene, pipe, out: str | os.PathLike, progress: bool = True)
             name = getattr(src, key)
             if name is not None:
                 copy = f"{i:02d}-{src.action}-{suffix}{Path(name).suffix.lower() or '.png'}"
-                _copy_atomic(scene.folder / name, out / copy)
+                copy_atomic(scene.folder / name, out / copy)
                 setattr(dst, key, copy)
-    _write_text_atomic(out / SCRIPT_NAME, dump_scene(resolved))
+    write_text_atomic(out / SCRIPT_NAME, dump_scene(resolved))
 
     image = None
     files = []

@@ -10,6 +10,7 @@ private entries; `public_permissions` gives the result the modes the user's umas
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path, "w") as f:
         f.write(text)
     return Path(path)
+
+
+def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the file `src` to `dst` atomically."""
+    with open(src, "rb") as fin, atomic_write(dst) as fout:
+        shutil.copyfileobj(fin, fout)
+    return Path(dst)
 
 
 def temp_dir_beside(out: Path) -> Path:
