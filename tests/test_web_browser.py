@@ -33,6 +33,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 sync_playwright = pytest.importorskip("playwright.sync_api", reason="bash scripts/setup.sh --browser").sync_playwright
 
 
+SERVER_LOG: list[Path] = []  # the running server's log, quoted when a wait times out
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -45,6 +48,7 @@ def server(tmp_path_factory):
                                 stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     wait_for_server(proc, url, 120, lambda: f"glide serve did not start:\n{log.read_text()}")
+    SERVER_LOG.append(log)
     yield proc, url
     proc.terminate()
     proc.wait(timeout=30)
@@ -96,7 +100,15 @@ def screenshot(page, path: Path) -> None:
 
 
 def status(page, elem: str, text: str, timeout_s: float = 150) -> str:
-    page.wait_for_selector(f"#{elem} >> text={text}", timeout=timeout_s * 1000)
+    """Wait until the status element `elem` shows `text`; on a timeout, fail with what it shows instead and the
+    end of the server's log."""
+    try:
+        page.wait_for_selector(f"#{elem} >> text={text}", timeout=timeout_s * 1000)
+    except Exception as e:
+        shown = page.inner_text(f"#{elem}") if page.query_selector(f"#{elem}") else "(no such element)"
+        log = SERVER_LOG[-1].read_text()[-2000:] if SERVER_LOG else ""
+        raise AssertionError(f"#{elem} did not show {text!r} within {timeout_s} s; it shows {shown!r}.\n"
+                             f"Server log, last lines:\n{log}") from e
     return page.inner_text(f"#{elem}")
 
 
@@ -212,6 +224,11 @@ def stroke(page, points) -> None:
 @pytest.mark.xfail(reason="times out in the full suite only (cause not found yet)", strict=False)
 def test_sketch_in_the_browser(server, page, shots):
     page.click("button[role=tab]:has-text('Sketch')")
+    # Let the editor mount its canvas first: a new value sent while Gradio's ImageEditor is still setting up
+    # after the tab switch once left it showing "processing" for good (a fresh clone, stop 24).
+    page.wait_for_selector("#sketch-canvas canvas")
+    page.wait_for_selector("#sketch-canvas >> text=processing", state="detached", timeout=60_000)
+    page.wait_for_timeout(500)
     page.click("#sketch-blank")
     status(page, "sketch-status", "Blank canvas", 30)
     page.wait_for_selector("#sketch-canvas >> text=processing", state="detached", timeout=60_000)
@@ -232,6 +249,8 @@ def test_sketch_in_the_browser(server, page, shots):
     page.fill("#sketch-prompt textarea", "red apple, twemoji style")
     page.click("#sketch-settings > button")  # open the settings to set the seed, then fold them again
     page.fill("#sketch-seed input", "0")
+    page.press("#sketch-seed input", "Tab")
+    assert page.input_value("#sketch-seed input") == "0"
     page.click("#sketch-settings > button")
     page.wait_for_timeout(300)
     screenshot(page, shots / "web_sketch_before.png")
