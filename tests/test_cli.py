@@ -189,9 +189,11 @@ def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path
     again = tmp_path / "again.png"
     cmd = shlex.split(meta["command"])[2:]
     assert _in_process("sample", *cmd, "-q", "--out", again) == 0
-    # (a batch of 1 instead of 2: the same noise, but batched arithmetic may round a pixel or two by one level)
-    remade = np.asarray(Image.open(again)).astype(int)
-    assert np.abs(remade - np.asarray(Image.open(tmp_path / "s_001.png"))).max() <= 1
+    # A batch of 1 instead of 2: the same noise, but batched arithmetic rounds differently, and this random model's
+    # saturated pixels carry that through the steps; with the seed drawn at random, a pixel now and then moves by
+    # two levels or more (a full CI run once saw 2). Another seed would differ by about 80 levels on average.
+    diff = np.abs(np.asarray(Image.open(again)).astype(int) - np.asarray(Image.open(tmp_path / "s_001.png")))
+    assert diff.mean() < 0.25 and (diff <= 1).mean() > 0.99 and diff.max() <= 16, (diff.mean(), diff.max())
 
 
 def test_eval_options_work_on_either_side_of_the_subcommand():
