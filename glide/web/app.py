@@ -19,7 +19,7 @@ from PIL import Image  # noqa: E402
 from .. import defaults  # noqa: E402
 from ..errors import GlideError  # noqa: E402
 from ..samplers import GUIDABLE, SAMPLERS  # noqa: E402
-from .glue import _follow, _guard, _session, launch, theme  # noqa: E402, F401  (launch: glide.web.app.launch)
+from .glue import _follow, _guard, _refused, _session, launch, theme  # noqa: E402, F401  (launch: glide.web.app.launch)
 from .script import EditScript  # noqa: E402
 from .studio import Studio, canvas_image, edit_source, painted_mask, read_upload, sketch_source  # noqa: E402
 
@@ -226,8 +226,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             try:
                 image = read_upload(data, lim)
             except GlideError as e:
-                gr.Warning(f"Upload refused: {e}")
-                return gr.skip(), gr.skip(), gr.skip(), f"**Upload refused:** {e}"
+                return _refused(e, 3)
             image = canvas_image(image, min(min(image.size), 2 * lim.canvas))
             return *sketch_on(image), "Image loaded: draw on it."
 
@@ -262,8 +261,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             try:
                 image = read_upload(data, lim)
             except GlideError as e:
-                gr.Warning(f"Upload refused: {e}")
-                return gr.skip(), gr.skip(), gr.skip(), f"**Upload refused:** {e}", gr.skip(), gr.skip(), gr.skip()
+                return _refused(e, 3, 3)
             image = canvas_image(image, min(min(image.size), 2 * lim.canvas))
             current, history, shown, results, script, scripts = start_editing(
                 image, current, history, script, scripts, EditScript.from_image(image, studio.size, studio.model))
@@ -328,8 +326,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             try:
                 image = read_upload(data, lim)
             except GlideError as e:
-                gr.Warning(f"Upload refused: {e}")
-                return gr.skip(), gr.skip(), f"**Upload refused:** {e}"
+                return _refused(e, 2)
             return image, image, "Image loaded."
 
         def selected(evt: gr.SelectData):

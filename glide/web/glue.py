@@ -30,6 +30,13 @@ def theme() -> gr.themes.Theme:
     return gr.themes.Default(font=_SYSTEM_FONTS, font_mono=_MONO_FONTS)
 
 
+def _refused(e: Exception, before: int, after: int = 0) -> tuple:
+    """An upload handler's answer to a refused file: a warning toast, the status text in its place among the
+    outputs (`before` untouched outputs ahead of it, `after` behind), every other output left as it was."""
+    gr.Warning(f"Upload refused: {e}")
+    return (*[gr.skip()] * before, f"**Upload refused:** {e}", *[gr.skip()] * after)
+
+
 def _guard(fn):
     """Show a problem the user can fix as its message; log anything else and say where to look."""
 
