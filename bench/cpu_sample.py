@@ -10,7 +10,7 @@ together: NCHW instead of NHWC (channels_last), bf16 autocast, torch.compile (in
 persists in the inductor cache folder, so the first-call time shown is a warm start when the cache was filled
 before), fewer steps, and the allocator setting (glide.runtime.keep_freed_memory). The allocator setting cannot be
 undone in a process, so its rows come last. Start-up levers (lazy imports, skipping the weight init of a model that
-is about to be loaded) only show in whole commands: docs/benchmarks.md times those with /usr/bin/time.
+is about to be loaded) only show in whole commands: bench/cpu_commands.py times those.
 
 `--psnr` also samples the same noise in fp32 and in bf16 with every sampler and prints the PSNR between them.
 """

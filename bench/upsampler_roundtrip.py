@@ -3,12 +3,17 @@
   - reference: PSNR of the output against the real 256 px rendering, next to plain bicubic upsampling.
 
     python bench/upsampler_roundtrip.py --model MODEL_DIR --data data/emoji -n 8 [--grid out.png] [--no-consistency]
+
+With `--dtypes fp32,bf16` each precision upsamples the same images from the same noise, and a last line gives
+the paired difference of the second against the first (mean and bootstrap sd over the images) and the PSNR
+between their outputs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import numpy as np
 from PIL import Image
@@ -16,6 +21,7 @@ from PIL import Image
 from glide.data.datasets import NpzSource
 from glide.images import grid
 from glide.pipeline import Pipeline, load_model
+from glide.runtime import dtype_name
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -32,31 +38,50 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--grid", default=None)
     ap.add_argument("--no-consistency", action="store_true", help="plain sampling (no low-frequency projection)")
+    ap.add_argument("--dtypes", default="", help="comma-separated precisions, e.g. fp32,bf16 (default: the model's)")
     args = ap.parse_args()
 
     up, _ = load_model(args.model)
-    pipe = Pipeline(up, "cpu", upsampler=up)
-    pipe.low_res_consistency = not args.no_consistency
     splits = ("heldout_pair", "heldout_emoji")
     big = NpzSource(f"{args.data}/emoji_256.npz", 256, splits=splits)
     idx = np.random.default_rng(args.seed).choice(len(big), args.n, replace=False)
     truth = [Image.fromarray(big.load(int(i))[0]) for i in idx]
     captions = [big.load(int(i))[1][0] for i in idx]
     low = [t.resize((64, 64), Image.BICUBIC, reducing_gap=None) for t in truth]
-    out = pipe.upsample(low, captions, steps=args.steps, seed=args.seed, progress=False)
-    rows = []
-    for lo, hi, tr in zip(low, out, truth):
-        back = hi.resize((64, 64), Image.BICUBIC)
-        bicubic = lo.resize((256, 256), Image.BICUBIC)
-        rows.append({"roundtrip_psnr": psnr(np.asarray(lo), np.asarray(back)),
-                     "psnr_vs_256": psnr(np.asarray(tr), np.asarray(hi)),
-                     "bicubic_psnr_vs_256": psnr(np.asarray(tr), np.asarray(bicubic))})
-    summary = {k: round(float(np.mean([r[k] for r in rows])), 2) for k in rows[0]}
-    print(json.dumps({"model": args.model, "n": args.n, "steps": args.steps,
-                      "low_res_consistency": pipe.low_res_consistency, **summary}))
+    outputs, scores = {}, {}
+    for dtype in args.dtypes.split(",") if args.dtypes else [None]:
+        pipe = Pipeline(up, "cpu", dtype, upsampler=up)
+        pipe.low_res_consistency = not args.no_consistency
+        t0 = time.perf_counter()
+        out = outputs[dtype] = pipe.upsample(low, captions, steps=args.steps, seed=args.seed, progress=False)
+        seconds = time.perf_counter() - t0
+        rows = []
+        for lo, hi, tr in zip(low, out, truth):
+            back = hi.resize((64, 64), Image.BICUBIC)
+            bicubic = lo.resize((256, 256), Image.BICUBIC)
+            rows.append({"roundtrip_psnr": psnr(np.asarray(lo), np.asarray(back)),
+                         "psnr_vs_256": psnr(np.asarray(tr), np.asarray(hi)),
+                         "bicubic_psnr_vs_256": psnr(np.asarray(tr), np.asarray(bicubic))})
+        scores[dtype] = rows
+        summary = {k: round(float(np.mean([r[k] for r in rows])), 2) for k in rows[0]}
+        print(json.dumps({"model": args.model, "n": args.n, "steps": args.steps, "dtype": dtype_name(pipe.dtype),
+                          "low_res_consistency": pipe.low_res_consistency, "seconds": round(seconds, 1), **summary}),
+              flush=True)
+    if len(scores) == 2:
+        (a, ra), (b, rb) = scores.items()
+        paired = {}
+        for k in ("roundtrip_psnr", "psnr_vs_256"):
+            d = np.array([y[k] - x[k] for x, y in zip(ra, rb)])
+            boot = d[np.random.default_rng(0).integers(0, len(d), (1000, len(d)))].mean(1)
+            paired[k] = {"mean": round(float(d.mean()), 3), "bootstrap_sd": round(float(boot.std()), 3)}
+        between = [psnr(np.asarray(x), np.asarray(y)) for x, y in zip(outputs[a], outputs[b])]
+        print(json.dumps({"difference": f"{b} - {a}", **paired,
+                          "psnr_between": {"median": round(float(np.median(between)), 2),
+                                           "min": round(float(np.min(between)), 2)}}))
     if args.grid:
-        tiles = [im for lo, hi, tr in zip(low, out, truth) for im in (lo.resize((256, 256), Image.NEAREST), hi, tr)]
-        grid(tiles, cols=3).save(args.grid)
+        tiles = [im for i, (lo, tr) in enumerate(zip(low, truth))
+                 for im in (lo.resize((256, 256), Image.NEAREST), *(o[i] for o in outputs.values()), tr)]
+        grid(tiles, cols=2 + len(outputs)).save(args.grid)
 
 
 if __name__ == "__main__":

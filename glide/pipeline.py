@@ -59,7 +59,7 @@ class Pipeline(EditingMixin):
             if dtype not in DTYPES:
                 raise GlideError(f"unknown dtype {dtype!r}; choose fp32, bf16 or fp16")
             dtype = DTYPES[dtype]
-        self.dtype = dtype or default_dtype(self.device)
+        self._dtype = dtype  # None: each model's own default (runtime.default_dtype)
         self._diffusions: dict[tuple, Diffusion] = {}
         # Identity of the loaded weights (their files' names, sizes and times; set by from_pretrained, empty for
         # models passed in), for caches of what they sample: glide eval keys its cached batches on them.
@@ -101,10 +101,20 @@ class Pipeline(EditingMixin):
         return clip_cond_fn(self.clip, tokens.to(self.device), lens.to(self.device), float(scale))
 
     # -- building blocks ---------------------------------------------------------------------------
-    def autocast(self):
-        if self.dtype == torch.float32:
+    @property
+    def dtype(self) -> torch.dtype:
+        """The base model's compute precision."""
+        return self.dtype_for(self.model)
+
+    def dtype_for(self, model: GLIDE) -> torch.dtype:
+        """The precision `model` runs in: the one asked for, else its default on this device."""
+        return self._dtype or default_dtype(self.device, model.cfg)
+
+    def autocast(self, model: GLIDE | None = None):
+        dtype = self.dtype_for(model or self.model)
+        if dtype == torch.float32:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
     @torch.no_grad()
     def encode(self, prompts: Sequence[str], model: GLIDE | None = None) -> TextEmbedding | None:
@@ -134,7 +144,7 @@ class Pipeline(EditingMixin):
         copy = self.compile == "reduce-overhead"
 
         def run(x, t, **kw):
-            with self.autocast():
+            with self.autocast(model):
                 out = net(x, t, **kw).float()
             return out.clone() if copy else out
 

@@ -15,6 +15,11 @@ DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat1
           "fp16": torch.float16, "float16": torch.float16}
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """fp32, bf16 or fp16: the name `--dtype` takes."""
+    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -27,17 +32,24 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
-def default_dtype(device: torch.device) -> torch.dtype:
-    """The compute precision for sampling when none is asked for: bf16 autocast on CUDA, fp32 elsewhere.
+def default_dtype(device: torch.device, cfg=None) -> torch.dtype:
+    """The compute precision for sampling with a model (its `ModelConfig`, `cfg`) when none is asked for.
 
-    On a CPU with native bf16 (`cpu_has_native_bf16`), `dtype="bf16"` (`--dtype bf16`) samples about 1.8x faster:
-    the convolutions and image attention run in bf16, while the conditioning (timestep and caption embeddings,
-    AdaGN projections, the caption's keys and values), the normalisation statistics, the attention softmax and
-    the output layer stay fp32. It is not yet the default: on the old eps base the quality check told it apart
-    (FD +0.006 +- 0.002, paired bootstrap, n = 128); on the shipped v base it no longer does (+0.0002 +- 0.0004),
-    and making it the default is the next step (docs/benchmarks.md, "bf16 on the CPU: the quality check").
+    - CUDA: bf16 autocast.
+    - A CPU with native bf16 (`cpu_has_native_bf16`), for a v-prediction model: bf16, about 1.7x faster. The
+      convolutions and image attention run in bf16; the conditioning (timestep and caption embeddings, AdaGN
+      projections, the caption's keys and values), the normalisation statistics, the attention softmax and the
+      output layer stay fp32. On the bundled v base the quality check cannot tell it from fp32 (FD +0.0002 +-
+      0.0004, paired bootstrap, n = 128; docs/benchmarks.md, "bf16 on the CPU: the quality check").
+    - Otherwise fp32. That includes eps models on a CPU (the official checkpoints, the bundled upsampler): an eps
+      model's x_0 estimate divides by sqrt(alpha_bar_t), which magnifies bf16's rounding at high noise, and on the
+      old eps base the check did tell bf16 apart (FD +0.006 +- 0.002). `dtype="bf16"` still asks for it.
     """
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if device.type == "cuda":
+        return torch.bfloat16
+    if device.type == "cpu" and getattr(cfg, "prediction", "eps") == "v" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return torch.float32
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)

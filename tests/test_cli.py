@@ -181,6 +181,7 @@ def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path
         meta = json.loads(im.text["glide"])
     assert meta["prompt"] == "a red apple" and meta["seed"] == seed + 1 and meta["steps"] == "3"
     assert meta["sampler"] == "dpm++2m-sde" and meta["guidance_scale"] == 3.0 and meta["model"] == str(converted)
+    assert meta["dtype"] == "fp32"  # an eps model: fp32 on a CPU (glide.runtime.default_dtype)
     assert b"tEXtglide" in (tmp_path / "s_001.png").read_bytes()  # a plain tEXt chunk (ASCII JSON)
     assert _in_process("info", tmp_path / "s_001.png") == 0
     text = capsys.readouterr().out

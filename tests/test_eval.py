@@ -135,6 +135,11 @@ def test_eval_cli_table_and_cache(tiny64, tmp_path):
     run_cli(*args, check=True)
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["rows"] == rows
     assert [f.stat().st_mtime_ns for f in cached] == stamps
+    # Another precision makes samples of its own rather than reusing these.
+    assert res["config"]["dtype"] == "fp32"  # an eps model on a CPU
+    run_cli(*args, "--dtype", "bf16", check=True)
+    assert len(list((tmp_path / "ev" / "samples").glob("*/*.npz"))) == 8
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["config"]["dtype"] == "bf16"
 
 
 def test_eval_errors(tiny64, tmp_path):

@@ -88,11 +88,30 @@ def test_text_is_encoded_once_per_distinct_prompt():
     torch.testing.assert_close(emb.tokens, torch.cat([e.tokens for e in one]))
 
 
-def test_default_dtype():
-    assert runtime.default_dtype(torch.device("cuda")) == torch.bfloat16
-    assert runtime.default_dtype(torch.device("cpu")) == torch.float32  # bf16 on a CPU is opt-in (see its docstring)
-    assert Pipeline(GLIDE(get_preset("tiny")), "cpu").dtype == torch.float32
-    assert Pipeline(GLIDE(get_preset("tiny")), "cpu", "bf16").dtype == torch.bfloat16
+def test_default_dtype(monkeypatch):
+    """bf16 on CUDA; on a CPU, bf16 only for v models and only with native bf16 (runtime.default_dtype says
+    why); each model of a pipeline gets its own default, and an explicit dtype overrides them all."""
+    eps, v = get_preset("tiny"), get_preset("tiny").replace(prediction="v")
+    cpu = torch.device("cpu")
+    assert runtime.default_dtype(torch.device("cuda"), eps) == torch.bfloat16
+    assert runtime.default_dtype(cpu, eps) == torch.float32
+    assert runtime.default_dtype(cpu) == torch.float32
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
+    assert runtime.default_dtype(cpu, v) == torch.float32  # emulated bf16 is no faster
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    assert runtime.default_dtype(cpu, v) == torch.bfloat16
+
+    base, up = GLIDE(v), GLIDE(eps)  # (up stands for an eps upsampler)
+    pipe = Pipeline(base, "cpu")
+    assert pipe.dtype == torch.bfloat16 and pipe.dtype_for(up) == torch.float32
+    with pipe.autocast(base):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with pipe.autocast(up):
+        assert not torch.is_autocast_enabled("cpu")
+    assert Pipeline(GLIDE(eps), "cpu").dtype == torch.float32
+    forced = Pipeline(base, "cpu", "fp32")
+    assert forced.dtype == forced.dtype_for(up) == torch.float32
+    assert Pipeline(GLIDE(eps), "cpu", "bf16").dtype == torch.bfloat16
 
 
 def test_loading_a_model_does_not_import_the_compiler():

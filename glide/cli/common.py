@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__, defaults, samplers
 from ..errors import GlideError
-from .args import _positive_int, _seed
+from .args import DTYPE_CHOICES, DTYPE_HELP, _positive_int, _seed
 
 
 SAMPLER_NAMES = samplers.NAMES
@@ -104,6 +104,16 @@ def _png_text(meta: dict) -> dict[str, str]:
     return {PNG_KEY: json.dumps(meta, ensure_ascii=True), "Software": f"glide {__version__}"}
 
 
+def _precision(pipe, upsample: bool) -> dict:
+    """The compute precision of the models that made an image, for its PNG's settings."""
+    from ..runtime import dtype_name
+
+    out = {"dtype": dtype_name(pipe.dtype)}
+    if upsample:
+        out["upsample_dtype"] = dtype_name(pipe.dtype_for(pipe.upsampler))
+    return out
+
+
 def _save(images, out: Path, individual: bool, cols: int | None = None, metas: list[dict] | None = None,
           grid_meta: dict | None = None, picked_seed: int | None = None) -> None:
     """The grid (or the one image) at `out`, and with `individual` each image beside it; every PNG carries its
@@ -151,8 +161,7 @@ def _common(s, batch_default: int = defaults.BATCH_SIZE) -> None:
                    help="image k starts from seed SEED+k, whatever the batch size (default: a random seed, printed)")
     s.add_argument("--batch-size", type=_positive_int, default=batch_default, help="images per forward batch")
     s.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
-    s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None,
-                   help="default: bf16 on CUDA, fp32 on CPU (bf16 on a CPU with AVX512-BF16 or AMX: ~1.8x faster)")
+    s.add_argument("--dtype", choices=DTYPE_CHOICES, default=None, help=DTYPE_HELP)
     s.add_argument("--no-individual", action="store_true", help="save only the grid")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

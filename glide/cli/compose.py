@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .args import DTYPE_CHOICES, DTYPE_HELP
+
 
 def cmd_compose(args) -> int:
     from ..compose import compose
@@ -20,6 +22,6 @@ def register(sub) -> None:
     cs.add_argument("--model", default=None, help="base model folder (default: the script's, else the bundled one)")
     cs.add_argument("--upsampler", default=None, help="upsampler folder (default: the script's, else the bundled one)")
     cs.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available, else cpu)")
-    cs.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default: bf16 on CUDA, fp32 on CPU")
+    cs.add_argument("--dtype", choices=DTYPE_CHOICES, default=None, help=DTYPE_HELP)
     cs.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     cs.set_defaults(func=cmd_compose)

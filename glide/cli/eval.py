@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import defaults
 from ..errors import GlideError
-from .args import _finite, _positive_int, _scales, _seed, _steps
+from .args import DTYPE_CHOICES, DTYPE_HELP, _finite, _positive_int, _scales, _seed, _steps
 from ..samplers import GUIDABLE
 from .common import SAMPLER_NAMES, _check_device
 
@@ -107,7 +107,7 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
     add("--cache-dir", help="where real-image features (and COCO references) are cached (default ~/.cache/glide/eval)")
     add("--out", help="folder for results.json, table.md, plots, grids and cached samples")
     add("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
-    add("--dtype", choices=["fp32", "bf16", "fp16"], help="default: fp32 on CPU, bf16 on CUDA")
+    add("--dtype", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     add("-q", "--quiet", action="store_const", const=True, help="no progress bars")
     p.set_defaults(func=cmd_eval)
 
@@ -159,6 +159,8 @@ def cmd_eval(args) -> int:
 
         inception = load_fid_inception(args.inception_weights, args.device or "cpu")
         inception_key = model_key(Path(args.inception_weights))
+    from ..runtime import dtype_name
+
     pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler,
                                     clip=clip_dir if any(cfg.clip_scales) else None)
     if pipe.cfg.super_res:
@@ -180,7 +182,9 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet, reference=reference)
     run = {"command": mode, "model": str(model), "upsampler": str(upsampler or ""), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
-           "inception": args.inception_weights}
+           "inception": args.inception_weights, "dtype": dtype_name(pipe.dtype)}
+    if upsampler:
+        run["upsample_dtype"] = dtype_name(pipe.dtype_for(pipe.upsampler))
     if mode == "coco":
         run.update(data=None, splits=None, captions=str(args.captions), images=str(args.images))
     write_report(rows, cfg, out, run, time.perf_counter() - t0,

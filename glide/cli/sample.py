@@ -8,7 +8,7 @@ from .. import defaults
 from ..errors import GlideError
 from .args import _finite, _non_negative, _positive_int, _steps, _unit
 from .common import (SAMPLER_NAMES, _NO_CONSISTENCY, _common, _common_checks, _model_name, _out_paths, _pick_seed,
-                     _pipeline, _sampler_and_steps, _save, _write_text)
+                     _pipeline, _precision, _sampler_and_steps, _save, _write_text)
 
 
 def cmd_sample(args) -> int:
@@ -22,7 +22,8 @@ def cmd_sample(args) -> int:
                   progress=not args.quiet)
     common = dict(model=_model_name(args.model, "base"), sampler=args.sampler, steps=args.steps,
                   guidance_scale=args.guidance_scale, clip_guidance_scale=args.clip_guidance_scale,
-                  temperature=args.temperature, eta=args.eta, upsample=args.upsample)
+                  temperature=args.temperature, eta=args.eta, upsample=args.upsample,
+                  **_precision(pipe, args.upsample))
     metas = []
     for prompt in args.prompt:  # image j of each prompt started from seed + j
         for j in range(args.num_images):
@@ -34,6 +35,7 @@ def cmd_sample(args) -> int:
             repeat += ["--temperature", f"{args.temperature:g}"] if args.temperature != 1 else []
             repeat += ["--eta", f"{args.eta:g}"] if args.eta else []
             repeat += ["--upsample"] if args.upsample else []
+            repeat += ["--dtype", args.dtype] if args.dtype else []
             metas.append({"prompt": prompt, "seed": s, **common, "command": shlex.join(repeat)})
     grid_meta = {"prompt": args.prompt if len(args.prompt) > 1 else args.prompt[0], "seed": seed,
                  "seeds": f"image j of each prompt: seed {seed} + j", "num_images": args.num_images, **common}
@@ -64,7 +66,8 @@ def cmd_inpaint(args) -> int:
                           composite=args.composite, progress=not args.quiet)
     common = dict(image=str(args.image), mask=str(args.mask) if args.mask else None, box=args.box,
                   model=_model_name(args.model, "base"), sampler=args.sampler, steps=args.steps,
-                  guidance_scale=args.guidance_scale, eta=args.eta, upsample=args.upsample)
+                  guidance_scale=args.guidance_scale, eta=args.eta, upsample=args.upsample,
+                  **_precision(pipe, args.upsample))
     metas = [{"prompt": args.prompt, "seed": (seed + k) % 2**64, **common} for k in range(args.num_images)]
     _save(images, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
           grid_meta={"prompt": args.prompt, "seed": seed, "seeds": f"image k: seed {seed} + k", **common})
@@ -90,7 +93,7 @@ def cmd_sdedit(args) -> int:
     common = dict(image=str(args.image), mask=str(args.mask) if args.mask else None, strength=args.strength,
                   model=_model_name(args.model, "base"), sampler=args.sampler, steps=args.steps,
                   guidance_scale=args.guidance_scale, clip_guidance_scale=args.clip_guidance_scale, eta=args.eta,
-                  upsample=args.upsample)
+                  upsample=args.upsample, **_precision(pipe, args.upsample))
     metas = [{"prompt": args.prompt, "seed": (seed + k) % 2**64, **common} for k in range(args.num_images)]
     _save(images, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
           grid_meta={"prompt": args.prompt, "seed": seed, "seeds": f"image k: seed {seed} + k", **common})
@@ -116,7 +119,7 @@ def cmd_upsample(args) -> int:
     result = pipe.upsample(images, args.prompt, steps=args.steps, sampler=args.sampler, temperature=args.temperature,
                            seed=seed, batch_size=args.batch_size, progress=not args.quiet)
     common = dict(model=_model_name(args.model, "upsampler"), sampler=args.sampler, steps=args.steps,
-                  temperature=args.temperature)
+                  temperature=args.temperature, **_precision(pipe, False))
     metas = [{"prompt": args.prompt, "image": str(p), "seed": (seed + k) % 2**64, **common}
              for k, p in enumerate(args.images)]
     _save(result, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 from ..errors import GlideError
-from .args import _port, _positive, _positive_int
+from .args import DTYPE_CHOICES, DTYPE_HELP, _port, _positive, _positive_int
 from .common import _check_device
 
 
@@ -51,5 +51,5 @@ def register(sub) -> None:
     w.add_argument("--queue-size", type=_positive_int, default=64, help="jobs that may wait in line")
     w.add_argument("--max-upload-mb", type=_positive, default=8.0, help="largest upload accepted")
     w.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
-    w.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default=None, help="default: fp32 on CPU, bf16 on CUDA")
+    w.add_argument("--dtype", choices=DTYPE_CHOICES, default=None, help=DTYPE_HELP)
     w.set_defaults(func=cmd_serve)

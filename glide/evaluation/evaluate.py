@@ -302,13 +302,13 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
     clip_key = pipe.clip_key if setting.clip_scale else ""
     # The 256 px samples depend on the upsampler and its settings as well.
     up_key = ([getattr(pipe, "upsampler_key", ""), str(cfg.upsample_steps), cfg.upsample_sampler,
-               cfg.upsample_temperature] if cfg.upsample else [])
+               cfg.upsample_temperature, str(pipe.dtype_for(pipe.upsampler))] if cfg.upsample else [])
     for b, s in enumerate(range(0, len(captions), cfg.batch_size)):
         chunk = list(captions[s : s + cfg.batch_size])
         seed = cfg.seed * 100_003 + b
         path = None
         if cache is not None:
-            key = _digest(pipe.model_key, clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
+            key = _digest(pipe.model_key, str(pipe.dtype), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
                           setting.guidance_scale, setting.clip_scale, *up_key)
             folder = setting.sampling_name + ("-256" if cfg.upsample else "")
             path = cache / folder / f"b{b:04d}-{key}.npz"
