@@ -16,8 +16,8 @@ DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat1
 
 
 def dtype_name(dtype: torch.dtype) -> str:
-    """fp32, bf16 or fp16: the name `--dtype` takes."""
-    return {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    """fp32, bf16 or fp16: the name `--dtype` takes (DTYPES lists each short name before its long one)."""
+    return next(name for name, d in DTYPES.items() if d == dtype)
 
 
 def default_device() -> torch.device:
