@@ -121,9 +121,9 @@ def main() -> None:
     model = args.model or default_model("base")
     base = Pipeline.from_pretrained(model)
     pipes = {}
-    for dtype in ("fp32", "bf16"):  # one model, two precisions: the weights stay fp32, bf16 runs under autocast
+    for dtype in ("fp32", "bf16"):  # one model, two precisions (evaluate's sample cache keys on the precision)
         pipes[dtype] = Pipeline(base.model, base.device, dtype)
-        pipes[dtype].model_key = model_key(resolve_model(model)) + ("" if dtype == "fp32" else f"|{dtype}")
+        pipes[dtype].model_key = model_key(resolve_model(model))
     clip_dir = default_model("clip")
     scorer = Scorer(load_clip(clip_dir, base.device), None, "", model_key(clip_dir), default_cache_dir())
     out = Path(args.out)

@@ -105,7 +105,7 @@ def _png_text(meta: dict) -> dict[str, str]:
 
 
 def _precision(pipe, upsample: bool) -> dict:
-    """The compute precision of the models that made an image, for its PNG's settings."""
+    """The compute precision of the models that made the images, for PNG settings and eval results."""
     from ..runtime import dtype_name
 
     out = {"dtype": dtype_name(pipe.dtype)}

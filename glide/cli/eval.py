@@ -10,7 +10,7 @@ from .. import defaults
 from ..errors import GlideError
 from .args import DTYPE_CHOICES, DTYPE_HELP, _finite, _positive_int, _scales, _seed, _steps
 from ..samplers import GUIDABLE
-from .common import SAMPLER_NAMES, _check_device
+from .common import SAMPLER_NAMES, _check_device, _precision
 
 
 EVAL_HELP = """Sample a base model on held-out captions and score the samples against the real images.
@@ -159,8 +159,6 @@ def cmd_eval(args) -> int:
 
         inception = load_fid_inception(args.inception_weights, args.device or "cpu")
         inception_key = model_key(Path(args.inception_weights))
-    from ..runtime import dtype_name
-
     pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler,
                                     clip=clip_dir if any(cfg.clip_scales) else None)
     if pipe.cfg.super_res:
@@ -182,9 +180,7 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet, reference=reference)
     run = {"command": mode, "model": str(model), "upsampler": str(upsampler or ""), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
-           "inception": args.inception_weights, "dtype": dtype_name(pipe.dtype)}
-    if upsampler:
-        run["upsample_dtype"] = dtype_name(pipe.dtype_for(pipe.upsampler))
+           "inception": args.inception_weights, **_precision(pipe, bool(upsampler))}
     if mode == "coco":
         run.update(data=None, splits=None, captions=str(args.captions), images=str(args.images))
     write_report(rows, cfg, out, run, time.perf_counter() - t0,
