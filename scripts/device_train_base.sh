@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call that trains the bundled base, alone on the GPU, on the fast path (configs/emoji-base-gpu.toml:
 # resident data, compiled step with CUDA graphs, bf16, channels_last, fused AdamW), continuing from the bundled
-# weights. Two halves (docs/models.md, "Continuing training", has the exact commands):
+# weights (or INIT=DIR). Two halves (docs/models.md, "Continuing training", has the exact commands):
 #
 #   bash scripts/device_train_base.sh prepare   # HERE: fill the git-ignored .gpu/train/ and check the carry size
 #   bash scripts/device_train_base.sh           # THERE (the device call, carrying .gpu/train): train, export
@@ -24,9 +24,11 @@ MIB=$((1 << 20))
 if [ "${1:-}" = prepare ]; then
   # Here, on the project's machine. DATA=path of emoji_64.npz (default data/emoji/emoji_64.npz); LIMIT=N packs only
   # N images (dry runs); CACHE=a compile cache a previous lease brought back: the joined compile_cache.tar.xz, or a dir.
+  # INIT=a model dir to continue from (default: the bundled base).
   DATA=${DATA:-data/emoji/emoji_64.npz}
+  INIT=${INIT:-glide/weights/base}
   mkdir -p "$CARRY"
-  rm -rf "$CARRY/base" && cp -r glide/weights/base "$CARRY/base" || exit 1
+  rm -rf "$CARRY/base" && mkdir -p "$CARRY/base" && cp "$INIT/config.json" "$INIT/model.safetensors" "$CARRY/base/" || exit 1
   if [ ! -f "$CARRY/data/meta.json.xz" ] || [ -n "${LIMIT:-}" ]; then
     $PY scripts/pack_train_data.py pack "$DATA" "$CARRY/data" --limit "${LIMIT:-0}" || exit 1
   fi

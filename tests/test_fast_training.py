@@ -129,9 +129,13 @@ def test_resident_draws_at_the_configured_rates(data, tmp_path):
     assert sorted(idx.tolist()) == list(range(32))
 
 
-def test_resident_resume_is_exact(data, tmp_path):
-    trainer(data, tmp_path / "full", max_steps=6).run()
-    trainer(data, tmp_path / "split", max_steps=3).run()
+@pytest.mark.parametrize("fast", [False, True], ids=["plain", "channels_last+fused"])
+def test_resident_resume_is_exact(data, tmp_path, fast):
+    """Also with channels_last and fused AdamW, whose resume once failed on a GPU lease: the loaded moments were
+    contiguous and the fused kernel refused parameters laid out otherwise."""
+    kw = dict(channels_last=True, fused_adamw=True) if fast else {}
+    trainer(data, tmp_path / "full", max_steps=6, **kw).run()
+    trainer(data, tmp_path / "split", max_steps=3, **kw).run()
     cfg = TrainConfig(**{**json.loads((tmp_path / "split" / "config.json").read_text())["train"], "max_steps": 6})
     Trainer(cfg, resume=True).run()
     for name in ("model", "ema", "optimizer"):

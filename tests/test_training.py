@@ -264,6 +264,26 @@ def test_ema_warms_up():
     assert share_of_init < 0.02
 
 
+def test_cosine_lr_follows_the_time_limit():
+    """With a time limit the cosine schedule decays by whichever is further along, steps or time, so a run cut
+    by its time limit still ends at a learning rate near 0."""
+    from types import SimpleNamespace
+
+    t = SimpleNamespace(cfg=SimpleNamespace(lr=1e-3, warmup_steps=10, lr_schedule="cosine", max_steps=100_000),
+                        time_progress=0.0)
+    assert Trainer.lr_at(t, 4) == pytest.approx(5e-4)  # warm-up
+    assert Trainer.lr_at(t, 10) == pytest.approx(1e-3)
+    t.time_progress = 0.5
+    assert Trainer.lr_at(t, 11) == pytest.approx(5e-4)
+    t.time_progress = 1.02  # the last steps after the limit, before the check that stops the run
+    assert Trainer.lr_at(t, 12) == 0.0
+    t.time_progress = 0.0
+    assert Trainer.lr_at(t, 100_000) == 0.0  # steps alone still decay it
+    t.cfg.lr_schedule = "constant"
+    t.time_progress = 0.9
+    assert Trainer.lr_at(t, 50) == 1e-3
+
+
 def test_webdataset_shards_train(tmp_path, toy_data):
     """WebDataset tar shards (png + txt per sample) stream into training; a broken sample is skipped."""
     import io

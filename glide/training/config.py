@@ -47,7 +47,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 200
-    lr_schedule: str = "constant"  # constant | cosine (after warmup)
+    lr_schedule: str = "constant"  # constant | cosine (after warmup, to 0 at max_steps or at the time limit if sooner)
     grad_clip: float = 1.0
     ema_rate: float = 0.9999  # 0 disables the EMA
     vlb_weight: float = 0.001  # lambda of the hybrid loss

@@ -39,6 +39,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         self.cfg = cfg.validate()
         self.dist = Distributed.from_env()
+        self.time_progress = 0.0  # share of time_limit_minutes used, updated at each log step (cosine lr)
         self.device = self.dist.device
         self.run_dir = Path(cfg.out)
         self.resume = resume
@@ -78,6 +79,7 @@ class Trainer:
                                      weight_decay=cfg.weight_decay, **({"fused": True} if cfg.fused_adamw else {}))
         if saved and "optimizer" in saved:
             self.dist.load_optimizer_state(self.model, self.opt, saved["optimizer"])
+            _match_state_strides(self.opt)
 
         self.step = saved["state"]["step"] if saved else 0
 
@@ -152,7 +154,8 @@ class Trainer:
         if step < c.warmup_steps:
             return c.lr * (step + 1) / c.warmup_steps
         if c.lr_schedule == "cosine":
-            p = (step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps)
+            # With a time limit the run ends at whichever comes first, so the decay follows the further along.
+            p = max((step - c.warmup_steps) / max(1, c.max_steps - c.warmup_steps), self.time_progress)
             return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
         return c.lr
 
@@ -280,6 +283,8 @@ class Trainer:
                 if cfg.time_limit_minutes and self.step % cfg.log_every == 0:
                     elapsed = (time.perf_counter() - t_start) / 60
                     out_of_time = self.dist.any(elapsed > cfg.time_limit_minutes)
+                    # Averaged over ranks so that every rank steps with the same learning rate.
+                    self.time_progress = self.dist.mean({"p": elapsed / cfg.time_limit_minutes}, keys=("p",))["p"]
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps or out_of_time:
                     last_saved = self.save()
                 if cfg.sample_every and (self.step % cfg.sample_every == 0 or out_of_time):
@@ -332,3 +337,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         return trainer.run()
     finally:
         trainer.dist.close()
+
+
+def _match_state_strides(opt: torch.optim.Optimizer) -> None:
+    """Give loaded moments their parameter's memory format. Checkpoints store them contiguous and the optimizer's
+    load keeps that, but with channels_last the fused AdamW needs each moment laid out like its parameter."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                    opt.state[p][k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
