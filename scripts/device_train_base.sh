@@ -9,7 +9,7 @@
 # Carried in .gpu/train/: base/ (the weights to continue from), data/ (the train split, xz: scripts/pack_train_data.py),
 # and, when a previous lease brought one back, cache.tar.xz (torch's compile cache, so this lease skips compiling).
 # Outputs in $OUT (at most 8 files, each < 16 MiB): log.txt; results.tar.part-* (the exported fp16 EMA weights,
-# metrics.jsonl, train.log: 3 parts of 16.5 MB); compile_cache.tar.xz.part-* (at most 2, else left out).
+# metrics.jsonl, train.log: 3 parts of 16.5 MB); compile_cache.tar.xz.part-* (when it fits beside them, else left out).
 # Settings: TRAIN_MIN (training minutes, default 6.5, the time limit of the whole call is 10), COMPILE_MODE
 # (default: the config's reduce-overhead; a failed start is retried once with compile_mode=default), BATCH, LR.
 # QUICK=1: a dry run on a CPU: the tiny preset from a tiny random init, 6 steps, same code path otherwise.
@@ -132,14 +132,17 @@ PYEOF
 fi
 filter < "$WORK/train.log" > "$WORK/results/train.log"
 tar -C "$WORK" -cf - results | split -b 16500000 -d - "$OUT/results.tar.part-"
-# The compile cache, for the next lease to carry (.gpu/train/cache): only if it fits in two parts.
+# The compile cache, for the next lease to carry (.gpu/train/cache): only if it fits beside the results in what
+# comes back (64 MiB in all). The results come first: on the first lease a 22 MB cache beside 47.5 MB of results
+# made the last part of the weights stay behind.
 tar -C "$TORCHINDUCTOR_CACHE_DIR" -cf - . 2>/dev/null | xz -T0 -6 > "$WORK/compile_cache.tar.xz"  # all cores
 cs=$(stat -c %s "$WORK/compile_cache.tar.xz")
-if [ "$cs" -le 33000000 ]; then
+rs=$(du -cb "$OUT"/results.tar.part-* | tail -1 | cut -f1)
+if [ $((rs + cs + MIB)) -le $((64 * MIB)) ] && [ "$cs" -le 33000000 ]; then
   split -b 16500000 -d "$WORK/compile_cache.tar.xz" "$OUT/compile_cache.tar.xz.part-"
   log "compile cache: $cs bytes"
 else
-  log "compile cache of $cs bytes left out (over two parts)"
+  log "compile cache of $cs bytes left out (with the $rs bytes of results it is over the 64 MiB that come back)"
 fi
 n=$(ls "$OUT" | wc -l)
 [ "$n" -gt 8 ] && log "warning: $n files in \$OUT, only 8 come back"
