@@ -7,7 +7,9 @@ real images), so the spread is that of the difference, not of each figure.
 Prints one JSON line per setting: FD (CLIP) and CLIP score minus the reference's, their bootstrap standard
 deviations, and the share of resamples in which the setting's FD is worse; and caption retrieval: the share of
 samples whose own caption is the CLIP's first (top-1) or among its first five (top-5) of the evaluated captions,
-for the setting and the reference, with the bootstrap spread of the difference.
+for the setting and the reference, with the bootstrap spread of the difference; and the colour distance: how far
+the mean colour of a sample's drawn (non-white) pixels is from its real image's, averaged, for the setting and the
+reference, with the spread of the difference.
 
 Settings from two runs (e.g. two models with the same captions and seeds) can be compared by linking their
 setting folders into one run folder.
@@ -23,7 +25,7 @@ import numpy as np
 
 from glide.clip.io import load_clip
 from glide.evaluation.evaluate import EvalConfig, clip_image_features, clip_text_features, load_reference
-from glide.evaluation.metrics import clip_score, fd_from_features
+from glide.evaluation.metrics import clip_score, drawn_colour, fd_from_features
 from glide.pipeline import default_model
 
 
@@ -59,10 +61,15 @@ def main() -> None:
         return (sims > sims[np.arange(len(f)), own][:, None]).sum(1) < k
 
     ref_hits = {k: hits(ref_f, k) for k in (1, 5)}
+    real_colour = drawn_colour(real)
+    ref_colour = np.linalg.norm(drawn_colour(samples(args.run, args.reference, args.guidance_scale)) - real_colour, axis=1)
     rng = np.random.default_rng(0)
     draws = [rng.integers(0, len(real), len(real)) for _ in range(args.resamples)]
     for name in args.settings.split(","):
-        f = clip_image_features(clip, samples(args.run, name, args.guidance_scale))
+        x = samples(args.run, name, args.guidance_scale)
+        f = clip_image_features(clip, x)
+        colour = np.linalg.norm(drawn_colour(x) - real_colour, axis=1)
+        dcol = np.array([colour[i].mean() - ref_colour[i].mean() for i in draws])
         dfd = np.array([fd_from_features(real_f[i], f[i]) - fd_from_features(real_f[i], ref_f[i]) for i in draws])
         dcs = np.array([clip_score(f[i], text_f[i]) - clip_score(ref_f[i], text_f[i]) for i in draws])
         print(json.dumps({"setting": name, "reference": args.reference,
@@ -71,6 +78,9 @@ def main() -> None:
                           "clip_minus_reference": round(float(clip_score(f, text_f) - clip_score(ref_f, text_f)), 3),
                           "clip_diff_std": round(float(dcs.std()), 3),
                           **{key: value for k in (1, 5) for key, value in retrieval_row(hits(f, k), ref_hits[k], draws, k).items()},
+                          "colour_distance": round(float(colour.mean()), 2),
+                          "colour_distance_reference": round(float(ref_colour.mean()), 2),
+                          "colour_diff_std": round(float(dcol.std()), 2),
                           "captions": len(uniq)}), flush=True)
 
 

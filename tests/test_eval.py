@@ -10,7 +10,7 @@ import pytest
 from helpers import TINY_OPTIONS, make_official_checkpoint, run_cli
 
 from glide.data.arrays import save_arrays
-from glide.evaluation.metrics import (clip_score, fd_from_features, frechet_distance, inception_score,
+from glide.evaluation.metrics import (clip_score, drawn_colour, fd_from_features, frechet_distance, inception_score,
                                       precision_recall)
 from glide.official.convert import convert_official
 
@@ -66,6 +66,17 @@ def test_clip_score_is_clipped_cosine():
     img = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
     txt = np.array([[2.0, 0.0], [0.0, -1.0], [1.0, 1.0]])
     assert clip_score(img, txt) == pytest.approx(100 * (1 + 0 + np.sqrt(0.5)) / 3)
+
+
+def test_drawn_colour_ignores_the_white_ground():
+    x = np.full((3, 16, 16, 3), 255, np.uint8)
+    x[0, :4, :4] = (200, 10, 10)  # 16 red pixels, the rest white
+    x[0, 4:6, :4] = (10, 10, 100)  # and 8 dark blue ones
+    x[1, 0, :5] = 0  # 5 drawn pixels: too few, counts as white
+    x[2] = 240  # light grey everywhere: above the threshold, so white
+    got = drawn_colour(x)
+    assert np.allclose(got[0], [(200 * 16 + 10 * 8) / 24, 10, (10 * 16 + 100 * 8) / 24])
+    assert np.array_equal(got[1:], np.full((2, 3), 255.0))
 
 
 def test_inception_score_closed_forms():

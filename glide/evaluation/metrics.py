@@ -70,6 +70,18 @@ def clip_score(image_emb: np.ndarray, text_emb: np.ndarray) -> float:
     return float(100 * (a * b).sum(-1).clamp(min=0).mean())
 
 
+def drawn_colour(images: np.ndarray, white: int = 235, min_pixels: int = 21) -> np.ndarray:
+    """Mean RGB of each image's drawn pixels (any channel below `white`: not the white ground of emoji art), [N, 3]
+    from uint8 [N, H, W, 3]; white where an image draws fewer than `min_pixels`. The distance between a sample's and
+    its real image's says whether a model keeps its captions' colours, which CLIP features see only weakly."""
+    out = np.full((len(images), 3), 255.0)
+    for i, im in enumerate(images.astype(np.float32)):
+        drawn = (im < white).any(-1)
+        if drawn.sum() >= min_pixels:
+            out[i] = im[drawn].mean(0)
+    return out
+
+
 def inception_score(probs: np.ndarray, splits: int = 1) -> tuple[float, float]:
     """Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), with p(y) the mean prediction.
 
