@@ -30,9 +30,16 @@ from glide.pipeline import default_model
 
 
 def samples(run: Path, name: str, guidance: float) -> np.ndarray:
-    files = sorted((run / name / "samples" / f"g{guidance:g}").glob("b*.npz"))
+    folder = run / name / "samples" / f"g{guidance:g}"
+    files = sorted(folder.glob("b*.npz"))
     if not files:
         raise SystemExit(f"no cached samples for {name} under {run}")
+    # The sample cache keys each batch by model and settings, so one folder can hold the batches of several runs
+    # (another --model with the same --out): mixing them would pair the wrong images.
+    batches = [f.name.split("-")[0] for f in files]
+    if len(set(batches)) != len(batches):
+        raise SystemExit(f"{folder} holds batches of more than one run (another model with the same --out?); "
+                         "give each model its own --out")
     return np.concatenate([np.load(f)["x"] for f in files])
 
 
@@ -50,7 +57,8 @@ def main() -> None:
     clip = load_clip(default_model("clip"), "cpu")
     real, captions, _ = load_reference(EvalConfig(data=args.data, n=args.n), 64)
     real_f, text_f = clip_image_features(clip, real), clip_text_features(clip, captions)
-    ref_f = clip_image_features(clip, samples(args.run, args.reference, args.guidance_scale))
+    ref_x = samples(args.run, args.reference, args.guidance_scale)
+    ref_f = clip_image_features(clip, ref_x)
     uniq = sorted(set(captions))
     own = np.array([uniq.index(c) for c in captions])
     uniq_f = text_f[[captions.index(c) for c in uniq]]
@@ -62,7 +70,7 @@ def main() -> None:
 
     ref_hits = {k: hits(ref_f, k) for k in (1, 5)}
     real_colour = drawn_colour(real)
-    ref_colour = np.linalg.norm(drawn_colour(samples(args.run, args.reference, args.guidance_scale)) - real_colour, axis=1)
+    ref_colour = np.linalg.norm(drawn_colour(ref_x) - real_colour, axis=1)
     rng = np.random.default_rng(0)
     draws = [rng.integers(0, len(real), len(real)) for _ in range(args.resamples)]
     for name in args.settings.split(","):
