@@ -9,7 +9,7 @@
 # Carried in .gpu/train/: base/ (the weights to continue from), data/ (the train split, xz: scripts/pack_train_data.py),
 # and, when a previous lease brought one back, cache.tar.xz (torch's compile cache, so this lease skips compiling).
 # Outputs in $OUT (at most 8 files, each < 16 MiB): log.txt; results.tar.part-* (the exported fp16 EMA weights,
-# metrics.jsonl, train.log: 3 parts of 16.5 MB); compile_cache.tar.xz.part-* (when it fits beside them, else left out).
+# metrics.jsonl, train.log, profile.txt: 3 parts of 16.5 MB); compile_cache.tar.xz.part-* (when it fits beside them, else left out).
 # Settings: TRAIN_MIN (training minutes, default 6.5, the time limit of the whole call is 10), COMPILE_MODE
 # (default: the config's reduce-overhead; a failed start is retried once with compile_mode=default), BATCH, LR.
 # QUICK=1: a dry run on a CPU: the tiny preset from a tiny random init, 6 steps, same code path otherwise.
@@ -111,10 +111,14 @@ save_model_dir(sys.argv[1], GLIDE(cfg).state_dict(), cfg, preset="tiny")
 print("tiny init written to", sys.argv[1])
 PYEOF
 fi
+# The first call also profiles 5 steps after the compile (RUN/profile.txt: where a step's GPU time goes).
 if [ "$QUICK" = 1 ]; then
   ARGS+=(--batch-size 8 --set max_steps=6 --set log_every=3 --set checkpoint_every=3 --set warmup_steps=2 --set workers=1)
+  [ "$CONTINUE" != 1 ] && ARGS+=(--set profile_at=1)
 elif [ "$CONTINUE" = 1 ]; then
   ARGS+=(--set warmup_steps=50)
+else
+  ARGS+=(--set profile_at=300)
 fi
 if [ "$CONTINUE" = 1 ]; then ARGS+=(--init-from "$WORK/prev")
 elif [ "$QUICK" = 1 ]; then ARGS+=(--init-from "$WORK/init")
@@ -145,7 +149,8 @@ fi
 log "export"
 if [ -d "$WORK/run/checkpoints" ]; then
   $PY -m glide export "$WORK/run" --out "$WORK/results/base" --dtype fp16 2>&1 | tee -a "$OUT/log.txt"
-  cp "$WORK/run/metrics.jsonl" "$WORK/run/config.json" "$WORK/results/" 2>/dev/null
+  cp "$WORK/run/metrics.jsonl" "$WORK/run/config.json" "$WORK/run/profile.txt" "$WORK/results/" 2>/dev/null
+  [ -f "$WORK/run/profile.txt" ] && head -30 "$WORK/run/profile.txt" | cut -c1-200 | tee -a "$OUT/log.txt"
   $PY - "$WORK/run/metrics.jsonl" <<'PYEOF' 2>&1 | tee -a "$OUT/log.txt"
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

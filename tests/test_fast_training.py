@@ -129,6 +129,16 @@ def test_resident_draws_at_the_configured_rates(data, tmp_path):
     assert sorted(idx.tolist()) == list(range(32))
 
 
+def test_profile_window_writes_a_table(data, tmp_path):
+    """profile_at: a few steps under torch's profiler, written as a table (what a GPU lease brings back)."""
+    trainer(data, tmp_path / "run", max_steps=8, profile_at=2).run()
+    text = (tmp_path / "run" / "profile.txt").read_text()
+    assert text.startswith("steps 2..6 of 4 images on cpu, sorted by self_cpu_time_total")
+    assert "aten::convolution" in text or "aten::mkldnn_convolution" in text
+    trainer(data, tmp_path / "short", max_steps=4, profile_at=2).run()  # ends inside the window: no table
+    assert not (tmp_path / "short" / "profile.txt").exists()
+
+
 @pytest.mark.parametrize("fast", [False, True], ids=["plain", "channels_last+fused"])
 def test_resident_resume_is_exact(data, tmp_path, fast):
     """Also with channels_last and fused AdamW, whose resume once failed on a GPU lease: the loaded moments were

@@ -250,6 +250,8 @@ def test_caption_filter_trains_on_a_slice(toy_data, tmp_path):
     assert p.returncode == 2 and "not a valid regular expression" in p.stderr
     with pytest.raises(GlideError, match="snr_gamma"):
         TrainConfig(preset="tiny", data=str(toy_data), out="x", snr_gamma=-1).validate()
+    with pytest.raises(GlideError, match="profile_at"):
+        TrainConfig(preset="tiny", data=str(toy_data), out="x", profile_at=-1).validate()
 
 
 def test_ema_warms_up():

@@ -63,6 +63,7 @@ class TrainConfig:
     fsdp: bool = False  # under torchrun: shard parameters, gradients, optimizer state and EMA (FSDP2) instead of DDP
     seed: int = 0
     time_limit_minutes: float = 0.0  # stop (with a checkpoint) after this much training time; 0 = none
+    profile_at: int = 0  # profile the PROFILE_STEPS steps from this one into RUN/profile.txt (after the compile); 0 = off
     # outputs
     out: str = ""
     checkpoint_every: int = 1000
@@ -124,6 +125,8 @@ class TrainConfig:
         if self.fit_vocab and (self.kind == "clip" or self.init_from):
             raise GlideError("fit_vocab fits the text table of a new diffusion model; it does not go with "
                              "kind = \"clip\" or init_from")
+        if self.profile_at < 0:
+            raise GlideError("profile_at must be a step number (0 = no profile)")
         if self.lr_schedule not in ("constant", "cosine"):
             raise GlideError("lr_schedule must be constant or cosine")
         return self

@@ -34,6 +34,8 @@ from .resident import ResidentStream
 from .step import make_loss_fn
 from .tasks import ClipTask, DiffusionTask
 
+PROFILE_STEPS = 5  # steps in the profile window of TrainConfig.profile_at
+
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
@@ -244,6 +246,31 @@ class Trainer:
             self.task.evaluate(model, self.run_dir, self.step, self.source, precision)
         self.model.train()
 
+    def _start_profiler(self) -> torch.profiler.profile:
+        activities = [torch.profiler.ProfilerActivity.CPU]
+        if self.device.type == "cuda":
+            activities.append(torch.profiler.ProfilerActivity.CUDA)
+        profiler = torch.profiler.profile(activities=activities)
+        profiler.start()
+        return profiler
+
+    def _write_profile(self, profiler: torch.profiler.profile) -> None:
+        """Where a step's time goes, per op or kernel (self time, the device's on a GPU), over PROFILE_STEPS steps:
+        what a GPU lease needs to see to make training faster, for the price of a few steps."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        profiler.stop()
+        key = "self_device_time_total" if self.device.type == "cuda" else "self_cpu_time_total"
+        try:
+            table = profiler.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=80)
+        except Exception as e:  # a profiler quirk of some torch build must not end a training run
+            tqdm.write(f"warning: no profile table ({type(e).__name__}: {e})")
+            return
+        head = (f"steps {self.cfg.profile_at}..{self.cfg.profile_at + PROFILE_STEPS - 1} of {self.cfg.batch_size} "
+                f"images on {self.device}, sorted by {key}\n")
+        (self.run_dir / "profile.txt").write_text(head + table)
+        tqdm.write(f"profile of {PROFILE_STEPS} steps written to {self.run_dir / 'profile.txt'}")
+
     def run(self) -> Path:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -260,9 +287,15 @@ class Trainer:
         t_last, step_last = time.perf_counter(), self.step
         t_start = t_last
         last_saved = None
+        profiler = None
         try:
             while self.step < cfg.max_steps:
+                if cfg.profile_at and self.step == cfg.profile_at and self.dist.rank == 0:
+                    profiler = self._start_profiler()
                 out = self.train_step()
+                if profiler is not None and self.step == cfg.profile_at + PROFILE_STEPS:
+                    self._write_profile(profiler)
+                    profiler = None
                 if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                     vals = {k: float(v) for k, v in out.items()}
                     vals = self.dist.mean(vals, keys=tuple(k for k in vals if k not in ("lr", "grad_norm")))
@@ -293,6 +326,8 @@ class Trainer:
                     tqdm.write(f"time limit of {cfg.time_limit_minutes} min reached at step {self.step}")
                     break
         finally:
+            if profiler is not None:  # the run ended inside the window: no table
+                profiler.stop()
             bar.close()
             self.stream.close()
             if metrics:
