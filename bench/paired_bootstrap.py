@@ -7,7 +7,8 @@ real images), so the spread is that of the difference, not of each figure.
 Prints one JSON line per setting: FD (CLIP) and CLIP score minus the reference's, their bootstrap standard
 deviations, and the share of resamples in which the setting's FD is worse; and caption retrieval: the share of
 samples whose own caption is the CLIP's first (top-1) or among its first five (top-5) of the evaluated captions,
-for the setting and the reference, with the bootstrap spread of the difference; and the colour distance: how far
+for the setting and the reference, with the bootstrap spread of the difference (and, on a first line, the real
+images' own retrieval: the check's ceiling); and the colour distance: how far
 the mean colour of a sample's drawn (non-white) pixels is from its real image's, averaged, for the setting and the
 reference, with the spread of the difference.
 
@@ -69,6 +70,9 @@ def main() -> None:
         return (sims > sims[np.arange(len(f)), own][:, None]).sum(1) < k
 
     ref_hits = {k: hits(ref_f, k) for k in (1, 5)}
+    # The ceiling of the retrieval check: the real images of the same captions (held out from the CLIP's training too).
+    print(json.dumps({"setting": "real images", **{f"top{k}": round(float(hits(real_f, k).mean()), 4) for k in (1, 5)},
+                      "captions": len(uniq)}), flush=True)
     real_colour = drawn_colour(real)
     ref_colour = np.linalg.norm(drawn_colour(ref_x) - real_colour, axis=1)
     rng = np.random.default_rng(0)
