@@ -6,7 +6,8 @@ rows per image and step) and the 64 -> 256 cascade (the upsampler: fast27 DDIM).
                                [--psnr] [--json docs/results/cpu_sample_levers.jsonl]
 
 Levers, each alone against the baseline (fp32, NHWC, 20 steps, glibc's default malloc), then all adopted ones
-together: NCHW instead of NHWC (channels_last), bf16 autocast, torch.compile (inductor's C++ backend; its cache
+together: NCHW instead of NHWC (channels_last), bf16 autocast (and for the cascade each model's default precision:
+the base in bf16, the upsampler mixed, i.e. bf16 only at low noise; glide.runtime.default_precision), torch.compile (inductor's C++ backend; its cache
 persists in the inductor cache folder, so the first-call time shown is a warm start when the cache was filled
 before), fewer steps, and the allocator setting (glide.runtime.keep_freed_memory). The allocator setting cannot be
 undone in a process, so its rows come last. Start-up levers (lazy imports, skipping the weight init of a model that
@@ -27,7 +28,7 @@ import time
 import torch
 
 from glide.pipeline import Pipeline, default_model, load_model
-from glide.runtime import keep_freed_memory
+from glide.runtime import default_precision, keep_freed_memory
 
 PROMPT = "red apple, twemoji style"
 
@@ -83,11 +84,16 @@ def main() -> None:
         print(json.dumps({**row, **machine}), flush=True)
         return row
 
+    cpu = torch.device("cpu")
+    defaults = (f"base {default_precision(cpu, base.cfg).name}, "
+                f"upsampler {default_precision(cpu, up.cfg).name}")
     cases = [("64px x4", False)] + ([] if args.skip_cascade else [("256px cascade x4", True)])
     for case, upsample in cases:
         run(case, "baseline", upsample=upsample)
         run(case, "NCHW instead of channels_last", fmt=torch.contiguous_format, upsample=upsample)
         run(case, "bf16", dtype="bf16", upsample=upsample)
+        if upsample:  # each model's own default: the base (v) in bf16, the upsampler (eps) mixed
+            run(case, defaults, dtype=None, upsample=upsample)
         if not args.skip_compile:
             run(case, "torch.compile", compile=True, upsample=upsample)
         run(case, f"{args.fast_steps} steps", steps=args.fast_steps, upsample=upsample)
@@ -95,6 +101,8 @@ def main() -> None:
     for case, upsample in cases:
         run(case, "keep freed memory (malloc)", upsample=upsample)
         run(case, "bf16 + malloc", dtype="bf16", upsample=upsample)
+        if upsample:
+            run(case, f"{defaults} + malloc", dtype=None, upsample=upsample)
         run(case, f"bf16 + malloc + {args.fast_steps} steps", dtype="bf16", steps=args.fast_steps, upsample=upsample)
     if args.json:
         with open(args.json, "a") as f:

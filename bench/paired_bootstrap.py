@@ -13,7 +13,9 @@ the mean colour of a sample's drawn (non-white) pixels is from its real image's,
 reference, with the spread of the difference.
 
 Settings from two runs (e.g. two models with the same captions and seeds) can be compared by linking their
-setting folders into one run folder.
+setting folders into one run folder. A setting or the reference may name its own guidance scale, `NAME@gSCALE`
+(e.g. `--reference dpm++2m-sde-20-bf16 --settings dpm++2m-sde-20-bf16@g5`: the same sampler at guidance 5 against
+`--guidance-scale`); the samples start from the same noise at every scale, so they pair.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from glide.pipeline import default_model
 
 
 def samples(run: Path, name: str, guidance: float) -> np.ndarray:
-    folder = run / name / "samples" / f"g{guidance:g}"
+    name, _, scale = name.partition("@g")
+    folder = run / name / "samples" / f"g{float(scale) if scale else guidance:g}"
     files = sorted(folder.glob("b*.npz"))
     if not files:
         raise SystemExit(f"no cached samples for {name} under {run}")
@@ -51,12 +54,13 @@ def main() -> None:
     ap.add_argument("--settings", required=True, help="comma-separated setting folders, e.g. dpm++2m-sde-20")
     ap.add_argument("--data", default="data/emoji")
     ap.add_argument("--n", type=int, default=32, help="the run's -n")
+    ap.add_argument("--splits", default="heldout_pair,heldout_emoji", help="the run's --splits")
     ap.add_argument("--guidance-scale", type=float, default=3.0)
     ap.add_argument("--resamples", type=int, default=200)
     args = ap.parse_args()
 
     clip = load_clip(default_model("clip"), "cpu")
-    real, captions, _ = load_reference(EvalConfig(data=args.data, n=args.n), 64)
+    real, captions, _ = load_reference(EvalConfig(data=args.data, n=args.n, splits=tuple(args.splits.split(","))), 64)
     real_f, text_f = clip_image_features(clip, real), clip_text_features(clip, captions)
     ref_x = samples(args.run, args.reference, args.guidance_scale)
     ref_f = clip_image_features(clip, ref_x)

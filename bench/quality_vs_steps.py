@@ -109,6 +109,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="base model (default: the bundled one)")
     ap.add_argument("--data", default="data/emoji")
     ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--splits", default="heldout_pair,heldout_emoji",
+                    help="the data splits whose captions are drawn (default: %(default)s; 'train' for seen captions)")
     ap.add_argument("--guidance-scale", type=float, default=3.0)
     ap.add_argument("--series", nargs="+", default=list(DEFAULT_SERIES), metavar="SAMPLER:STEPS",
                     help="samplers and their step counts (default: %(default)s)")
@@ -132,7 +134,8 @@ def main() -> None:
     settings = [s for s in parse_series(args.series) if s != reference] + [reference]
     rows = []
     for sampler, steps, dtype in settings:
-        cfg = EvalConfig(data=args.data, n=args.n, guidance_scales=(args.guidance_scale,), steps=str(steps),
+        cfg = EvalConfig(data=args.data, n=args.n, splits=tuple(args.splits.split(",")),
+                         guidance_scales=(args.guidance_scale,), steps=str(steps),
                          sampler=sampler, batch_size=args.batch_size)
         t0 = time.perf_counter()
         row = evaluate(pipes[dtype], scorer, cfg, out / setting_name(sampler, steps, dtype))[1]

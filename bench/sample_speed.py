@@ -70,7 +70,7 @@ def main() -> None:
     with torch.device(device):
         model = GLIDE(cfg).eval()
     pipe = Pipeline(model, device, args.dtype)
-    base = dict(preset=args.preset, device=device_name(device), dtype=str(pipe.dtype).replace("torch.", ""),
+    base = dict(preset=args.preset, device=device_name(device), dtype=pipe.precision.name,
                 attention=args.attention, torch=torch.__version__)
     size = cfg.unet.image_size
     for b in [int(s) for s in args.batches.split(",")]:

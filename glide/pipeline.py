@@ -7,6 +7,7 @@ import os
 import random
 from typing import Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -20,7 +21,7 @@ from .images import from_pil, quantize_8bit, to_pil
 from .loading import BUNDLED, default_model, load_model, resolve_model  # noqa: F401
 from .models import GLIDE, TextEmbedding
 from .pipeline_edits import EditingMixin
-from .runtime import DTYPES, default_device, default_dtype
+from .runtime import Precision, default_device, default_precision
 from .samplers import Generator, randn
 from .text import get_tokenizer
 from .validation import check_seed, finite, parse_steps
@@ -55,11 +56,12 @@ class Pipeline(EditingMixin):
         self.cfg: ModelConfig = model.cfg
         if self.upsampler is not None and not self.upsampler.cfg.super_res:
             raise GlideError("the upsampler must be a super-resolution model")
-        if isinstance(dtype, str):
-            if dtype not in DTYPES:
-                raise GlideError(f"unknown dtype {dtype!r}; choose fp32, bf16 or fp16")
-            dtype = DTYPES[dtype]
-        self._dtype = dtype  # None: each model's own default (runtime.default_dtype)
+        try:
+            # None: each model's own default (runtime.default_precision)
+            self._precision = Precision.parse(dtype) if dtype is not None else None
+        except ValueError as e:
+            raise GlideError(str(e)) from None
+        self._alpha_bars: dict[tuple, np.ndarray] = {}
         self._diffusions: dict[tuple, Diffusion] = {}
         # Identity of the loaded weights (their files' names, sizes and times; set by from_pretrained, empty for
         # models passed in), for caches of what they sample: glide eval keys its cached batches on them.
@@ -102,19 +104,32 @@ class Pipeline(EditingMixin):
 
     # -- building blocks ---------------------------------------------------------------------------
     @property
-    def dtype(self) -> torch.dtype:
+    def precision(self) -> Precision:
         """The base model's compute precision."""
-        return self.dtype_for(self.model)
+        return self.precision_for(self.model)
 
-    def dtype_for(self, model: GLIDE) -> torch.dtype:
+    def precision_for(self, model: GLIDE) -> Precision:
         """The precision `model` runs in: the one asked for, else its default on this device."""
-        return self._dtype or default_dtype(self.device, model.cfg)
+        return self._precision or default_precision(self.device, model.cfg)
 
-    def autocast(self, model: GLIDE | None = None):
-        dtype = self.dtype_for(model or self.model)
+    def autocast(self, model: GLIDE | None = None, t: torch.Tensor | None = None):
+        """The autocast context for one call of `model` at original timesteps `t` (None: the least noisy step).
+        A mixed precision decides by the noisiest row."""
+        model = model or self.model
+        precision = self.precision_for(model)
+        dtype = precision.dtype
+        if precision.min_alpha_bar > 0 and t is not None:
+            dtype = precision.at(float(self._alpha_bar(model)[int(t.max())]))
         if dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
+
+    def _alpha_bar(self, model: GLIDE) -> np.ndarray:
+        """alpha_bar over the model's own (unrespaced) timesteps."""
+        key = (model.cfg.noise_schedule, model.cfg.diffusion_steps)
+        if key not in self._alpha_bars:
+            self._alpha_bars[key] = Diffusion.from_schedule(*key).alphas_cumprod
+        return self._alpha_bars[key]
 
     @torch.no_grad()
     def encode(self, prompts: Sequence[str], model: GLIDE | None = None) -> TextEmbedding | None:
@@ -144,7 +159,7 @@ class Pipeline(EditingMixin):
         copy = self.compile == "reduce-overhead"
 
         def run(x, t, **kw):
-            with self.autocast(model):
+            with self.autocast(model, t):
                 out = net(x, t, **kw).float()
             return out.clone() if copy else out
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from dataclasses import dataclass
 
 import torch
 
+MIXED = "mixed"  # bf16 at low noise, fp32 at high noise: see Precision and BF16_MIN_ALPHA_BAR
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
 
@@ -32,24 +34,68 @@ def cpu_has_native_bf16() -> bool:
     return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
-def default_dtype(device: torch.device, cfg=None) -> torch.dtype:
+# An eps model's x_0 estimate, (x_t - sqrt(1 - ab) eps) / sqrt(ab), scales the rounding error of eps by
+# sqrt((1 - ab) / ab). That factor is at most 1 where ab >= 1/2: there bf16 costs an eps model no more than it
+# costs a v model, whose x_0 estimate never magnifies its output's rounding.
+BF16_MIN_ALPHA_BAR = 0.5
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a model computes: `dtype` (autocast) at every step, except the steps noisier than `min_alpha_bar`
+    (alpha_bar_t below it), which run in fp32. `min_alpha_bar = 0`: `dtype` throughout."""
+
+    dtype: torch.dtype
+    min_alpha_bar: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """What `--dtype` takes, and what a PNG's settings record: fp32, bf16, fp16 or mixed."""
+        return MIXED if self.min_alpha_bar > 0 else dtype_name(self.dtype)
+
+    def at(self, alpha_bar: float) -> torch.dtype:
+        """The precision of a step whose noise level is alpha_bar_t."""
+        return self.dtype if alpha_bar >= self.min_alpha_bar else torch.float32
+
+    @classmethod
+    def parse(cls, spec: "str | torch.dtype | Precision") -> "Precision":
+        """fp32, bf16, fp16 (or their long names, or a torch.dtype), or mixed: bf16 where alpha_bar_t >= 1/2 and
+        fp32 at higher noise."""
+        if isinstance(spec, Precision):
+            return spec
+        if isinstance(spec, torch.dtype):
+            return cls(spec)
+        if spec == MIXED:
+            return cls(torch.bfloat16, BF16_MIN_ALPHA_BAR)
+        if spec not in DTYPES:
+            raise ValueError(f"unknown dtype {spec!r}; choose fp32, bf16, fp16 or mixed")
+        return cls(DTYPES[spec])
+
+
+def default_precision(device: torch.device, cfg=None) -> Precision:
     """The compute precision for sampling with a model (its `ModelConfig`, `cfg`) when none is asked for.
 
     - CUDA: bf16 autocast.
-    - A CPU with native bf16 (`cpu_has_native_bf16`), for a v-prediction model: bf16, about 1.7x faster. The
-      convolutions and image attention run in bf16; the conditioning (timestep and caption embeddings, AdaGN
-      projections, the caption's keys and values), the normalisation statistics, the attention softmax and the
-      output layer stay fp32. On the bundled v base the quality check cannot tell it from fp32 (FD +0.0002 +-
-      0.0004, paired bootstrap, n = 128; docs/benchmarks.md, "bf16 on the CPU: the quality check").
-    - Otherwise fp32. That includes eps models on a CPU (the official checkpoints, the bundled upsampler): an eps
-      model's x_0 estimate divides by sqrt(alpha_bar_t), which magnifies bf16's rounding at high noise, and on the
-      old eps base the check did tell bf16 apart (FD +0.006 +- 0.002). `dtype="bf16"` still asks for it.
+    - A CPU with native bf16 (`cpu_has_native_bf16`), where bf16 runs about 1.8x faster:
+      - a v-prediction model (the bundled base): bf16 at every step. The convolutions and image attention run in
+        bf16; the conditioning (timestep and caption embeddings, AdaGN projections, the caption's keys and
+        values), the normalisation statistics, the attention softmax and the output layer stay fp32. On the
+        bundled base the quality check cannot tell it from fp32 (FD -0.0004 +- 0.0005, paired bootstrap,
+        n = 128; docs/benchmarks.md, "bf16 on the CPU: the quality check").
+      - an eps model (the bundled upsampler, the official checkpoints): mixed, bf16 only at the steps where
+        alpha_bar_t >= 1/2 (`BF16_MIN_ALPHA_BAR`) and fp32 at higher noise. bf16 at every step cost the bundled
+        upsampler 0.072 dB of fidelity to the true art; mixed costs 0.004 dB (fp32 on NCHW instead of
+        channels_last, the same maths summed in another order: 0.002 dB) and runs the upsampler 1.28x faster
+        (docs/benchmarks.md, "Mixed precision for eps models").
+    - Otherwise fp32.
     """
     if device.type == "cuda":
-        return torch.bfloat16
-    if device.type == "cpu" and getattr(cfg, "prediction", "eps") == "v" and cpu_has_native_bf16():
-        return torch.bfloat16
-    return torch.float32
+        return Precision(torch.bfloat16)
+    if device.type == "cpu" and cpu_has_native_bf16():
+        if getattr(cfg, "prediction", "eps") == "v":
+            return Precision(torch.bfloat16)
+        return Precision.parse(MIXED)
+    return Precision(torch.float32)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from glide.runtime import cpu_has_native_bf16
 from helpers import make_official_checkpoint, run_cli, write_options
 
 
@@ -181,7 +182,8 @@ def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path
         meta = json.loads(im.text["glide"])
     assert meta["prompt"] == "a red apple" and meta["seed"] == seed + 1 and meta["steps"] == "3"
     assert meta["sampler"] == "dpm++2m-sde" and meta["guidance_scale"] == 3.0 and meta["model"] == str(converted)
-    assert meta["dtype"] == "fp32"  # an eps model: fp32 on a CPU (glide.runtime.default_dtype)
+    # an eps model: mixed on a CPU with native bf16, else fp32 (glide.runtime.default_precision)
+    assert meta["dtype"] == ("mixed" if cpu_has_native_bf16() else "fp32")
     assert b"tEXtglide" in (tmp_path / "s_001.png").read_bytes()  # a plain tEXt chunk (ASCII JSON)
     assert _in_process("info", tmp_path / "s_001.png") == 0
     text = capsys.readouterr().out

@@ -164,9 +164,10 @@ def test_compiled_pipeline_samples_like_the_eager_one():
 
     model = GLIDE(get_preset("tiny"))
     randomize(model, 0)
-    eager = Pipeline(model, "cpu").sample(["a red apple"], steps=3, generator=torch.Generator().manual_seed(1))
-    fast = Pipeline(model, "cpu", compile=True).sample(["a red apple"], steps=3,
-                                                       generator=torch.Generator().manual_seed(1))
+    # fp32: the check is of compilation; in bf16 inductor's fused kernels round differently from eager ones.
+    eager = Pipeline(model, "cpu", "fp32").sample(["a red apple"], steps=3, generator=torch.Generator().manual_seed(1))
+    fast = Pipeline(model, "cpu", "fp32", compile=True).sample(["a red apple"], steps=3,
+                                                               generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(fast, eager, atol=1e-4, rtol=1e-4)
     with pytest.raises(GlideError, match="compile mode"):
         Pipeline(model, "cpu", compile="fastest")

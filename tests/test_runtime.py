@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from glide import runtime
 from glide.config import get_preset
+from glide.diffusion import Diffusion
+from glide.errors import GlideError
 from glide.models import GLIDE
 from glide.models.layers import GroupNorm32
 from glide.pipeline import Pipeline
@@ -88,30 +90,55 @@ def test_text_is_encoded_once_per_distinct_prompt():
     torch.testing.assert_close(emb.tokens, torch.cat([e.tokens for e in one]))
 
 
-def test_default_dtype(monkeypatch):
-    """bf16 on CUDA; on a CPU, bf16 only for v models and only with native bf16 (runtime.default_dtype says
-    why); each model of a pipeline gets its own default, and an explicit dtype overrides them all."""
+def test_default_precision(monkeypatch):
+    """bf16 on CUDA; on a CPU with native bf16, bf16 for v models and mixed for eps models (runtime says why),
+    fp32 without it; each model of a pipeline gets its own default, and an explicit dtype overrides them all."""
     eps, v = get_preset("tiny"), get_preset("tiny").replace(prediction="v")
     cpu = torch.device("cpu")
-    assert runtime.default_dtype(torch.device("cuda"), eps) == torch.bfloat16
-    assert runtime.default_dtype(cpu, eps) == torch.float32
-    assert runtime.default_dtype(cpu) == torch.float32
+    bf16, fp32 = runtime.Precision(torch.bfloat16), runtime.Precision(torch.float32)
+    mixed = runtime.Precision(torch.bfloat16, runtime.BF16_MIN_ALPHA_BAR)
+    assert runtime.default_precision(torch.device("cuda"), eps) == bf16
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    assert runtime.default_dtype(cpu, v) == torch.float32  # emulated bf16 is no faster
+    assert runtime.default_precision(cpu, v) == runtime.default_precision(cpu, eps) == fp32  # emulated: no faster
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
-    assert runtime.default_dtype(cpu, v) == torch.bfloat16
+    assert runtime.default_precision(cpu, v) == bf16
+    assert runtime.default_precision(cpu, eps) == runtime.default_precision(cpu) == mixed
+    assert [p.name for p in (bf16, fp32, mixed)] == ["bf16", "fp32", "mixed"]
 
     base, up = GLIDE(v), GLIDE(eps)  # (up stands for an eps upsampler)
     pipe = Pipeline(base, "cpu")
-    assert pipe.dtype == torch.bfloat16 and pipe.dtype_for(up) == torch.float32
+    assert pipe.precision == bf16 and pipe.precision_for(up) == mixed
     with pipe.autocast(base):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    with pipe.autocast(up):
-        assert not torch.is_autocast_enabled("cpu")
-    assert Pipeline(GLIDE(eps), "cpu").dtype == torch.float32
     forced = Pipeline(base, "cpu", "fp32")
-    assert forced.dtype == forced.dtype_for(up) == torch.float32
-    assert Pipeline(GLIDE(eps), "cpu", "bf16").dtype == torch.bfloat16
+    assert forced.precision == forced.precision_for(up) == fp32
+    with forced.autocast(up, torch.tensor([0])):
+        assert not torch.is_autocast_enabled("cpu")
+    assert Pipeline(GLIDE(eps), "cpu", "bf16").precision == bf16
+    with pytest.raises(GlideError, match="mixed"):
+        Pipeline(base, "cpu", "int8")
+
+
+def test_mixed_precision_switches_at_half_alpha_bar():
+    """Mixed precision: bf16 at the steps with alpha_bar_t >= 1/2, fp32 at the noisier ones, decided per call
+    by the noisiest row; the samples then differ from fp32 ones only through the low-noise steps."""
+    cfg = get_preset("tiny")
+    model = GLIDE(cfg)
+    pipe = Pipeline(model, "cpu", "mixed")
+    ab = Diffusion.from_schedule(cfg.noise_schedule, cfg.diffusion_steps).alphas_cumprod
+    quiet, noisy = int((ab >= 0.5).nonzero()[0][-1]), int((ab < 0.5).nonzero()[0][0])
+    for t, want in (([0], torch.bfloat16), ([quiet], torch.bfloat16), ([noisy], None), ([0, noisy], None)):
+        with pipe.autocast(model, torch.tensor(t)):
+            got = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+        assert got == want, (t, got)
+
+    seen = []
+    orig = model.forward
+    model.forward = lambda x, t, *a, **k: seen.append((int(t.max()), torch.is_autocast_enabled("cpu"))) or orig(
+        x, t, *a, **k)
+    pipe(["a cat"], steps=10, seed=0, progress=False)
+    assert seen and all(bf == (ab[t] >= 0.5) for t, bf in seen)
+    assert {bf for _, bf in seen} == {True, False}
 
 
 def test_loading_a_model_does_not_import_the_compiler():

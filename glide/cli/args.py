@@ -8,10 +8,12 @@ import math
 from ..errors import GlideError
 
 
-# --dtype of the commands that run models; the defaults themselves live in glide.runtime.default_dtype.
-DTYPE_CHOICES = ("fp32", "bf16", "fp16")
-DTYPE_HELP = ("compute precision (default: bf16 on CUDA; on a CPU with native bf16, bf16 for v-prediction models "
-              "such as the bundled base, about 1.8x faster, and fp32 for eps models; fp32 elsewhere)")
+# --dtype of the commands that run models; the defaults themselves live in glide.runtime.default_precision.
+WEIGHT_DTYPES = ("fp32", "bf16", "fp16")  # what weights can be stored in
+DTYPE_CHOICES = (*WEIGHT_DTYPES, "mixed")
+DTYPE_HELP = ("compute precision; mixed: bf16 at low noise, fp32 at high noise (default: bf16 on CUDA; on a CPU "
+              "with native bf16, bf16 for v-prediction models such as the bundled base, about 1.8x faster, and "
+              "mixed for eps models such as the bundled upsampler; fp32 elsewhere)")
 
 
 def _positive_int(s: str) -> int:

@@ -106,11 +106,9 @@ def _png_text(meta: dict) -> dict[str, str]:
 
 def _precision(pipe, upsample: bool) -> dict:
     """The compute precision of the models that made the images, for PNG settings and eval results."""
-    from ..runtime import dtype_name
-
-    out = {"dtype": dtype_name(pipe.dtype)}
+    out = {"dtype": pipe.precision.name}
     if upsample:
-        out["upsample_dtype"] = dtype_name(pipe.dtype_for(pipe.upsampler))
+        out["upsample_dtype"] = pipe.precision_for(pipe.upsampler).name
     return out
 
 

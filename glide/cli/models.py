@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..errors import GlideError
-from .args import DTYPE_CHOICES, _positive
+from .args import WEIGHT_DTYPES, _positive
 
 
 def cmd_convert(args) -> int:
@@ -44,7 +44,7 @@ def cmd_convert(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..pipeline import DTYPES
+    from ..runtime import DTYPES
     from ..training import export_run
 
     out = export_run(args.run_dir, args.out, raw=args.raw, step=args.step,
@@ -71,7 +71,7 @@ def register(sub) -> None:
     e.add_argument("--force", action="store_true", help="replace --out even if it is another, non-empty folder")
     e.add_argument("--raw", action="store_true", help="export the online weights instead of the EMA")
     e.add_argument("--step", type=int, default=None, help="a specific checkpoint step (default: latest)")
-    e.add_argument("--dtype", choices=DTYPE_CHOICES, default=None, help="cast the weights (default: keep fp32)")
+    e.add_argument("--dtype", choices=WEIGHT_DTYPES, default=None, help="cast the weights (default: keep fp32)")
     e.add_argument("--max-shard-mb", type=_positive, default=None,
                    help="split the weights into files of at most this size (default: one file)")
     e.set_defaults(func=cmd_export)

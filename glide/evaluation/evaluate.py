@@ -141,6 +141,12 @@ def inception_features(net, images: np.ndarray, batch_size: int = 32) -> np.ndar
                       for s in range(0, len(images), batch_size)]).numpy()
 
 
+def _precision_key(precision) -> str:
+    """A precision in a sample cache key: the torch dtype as before mixed precision existed (so old caches stay
+    valid), with the fp32 threshold when there is one."""
+    return str(precision.dtype) + (f"@{precision.min_alpha_bar:g}" if precision.min_alpha_bar else "")
+
+
 def _digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -302,13 +308,13 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
     clip_key = pipe.clip_key if setting.clip_scale else ""
     # The 256 px samples depend on the upsampler and its settings as well.
     up_key = ([getattr(pipe, "upsampler_key", ""), str(cfg.upsample_steps), cfg.upsample_sampler,
-               cfg.upsample_temperature, str(pipe.dtype_for(pipe.upsampler))] if cfg.upsample else [])
+               cfg.upsample_temperature, _precision_key(pipe.precision_for(pipe.upsampler))] if cfg.upsample else [])
     for b, s in enumerate(range(0, len(captions), cfg.batch_size)):
         chunk = list(captions[s : s + cfg.batch_size])
         seed = cfg.seed * 100_003 + b
         path = None
         if cache is not None:
-            key = _digest(pipe.model_key, str(pipe.dtype), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
+            key = _digest(pipe.model_key, _precision_key(pipe.precision), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
                           setting.guidance_scale, setting.clip_scale, *up_key)
             folder = setting.sampling_name + ("-256" if cfg.upsample else "")
             path = cache / folder / f"b{b:04d}-{key}.npz"
