@@ -7,9 +7,9 @@ rows per image and step) and the 64 -> 256 cascade (the upsampler: fast27 DDIM).
 
 Levers, each alone against the baseline (fp32, NHWC, 20 steps, glibc's default malloc), then all adopted ones
 together: NCHW instead of NHWC (channels_last), bf16 autocast (and for the cascade each model's default precision:
-the base in bf16, the upsampler mixed, i.e. bf16 only at low noise; glide.runtime.default_precision), torch.compile (inductor's C++ backend; its cache
-persists in the inductor cache folder, so the first-call time shown is a warm start when the cache was filled
-before), fewer steps, and the allocator setting (glide.runtime.keep_freed_memory). The allocator setting cannot be
+the base in bf16, the upsampler mixed, i.e. bf16 only at low noise; glide.runtime.default_precision),
+torch.compile (inductor's C++ backend; its cache persists in the inductor cache folder, so the first-call time
+shown is a warm start when the cache was filled before), fewer steps, and the allocator setting (glide.runtime.keep_freed_memory). The allocator setting cannot be
 undone in a process, so its rows come last. Start-up levers (lazy imports, skipping the weight init of a model that
 is about to be loaded) only show in whole commands: bench/cpu_commands.py times those.
 

@@ -68,7 +68,8 @@ def main() -> None:
                          "bicubic_psnr_vs_256": psnr(np.asarray(tr), np.asarray(bicubic))})
         scores[variant] = rows
         summary = {k: round(float(np.mean([r[k] for r in rows])), 2) for k in rows[0]}
-        print(json.dumps({"model": args.model, "n": args.n, "steps": args.steps, "dtype": pipe.precision.name + (f"-{layout}" if layout else ""),
+        name = pipe.precision.name + (f"-{layout}" if layout else "")
+        print(json.dumps({"model": args.model, "n": args.n, "steps": args.steps, "dtype": name,
                           "low_res_consistency": pipe.low_res_consistency, "seconds": round(seconds, 1), **summary}),
               flush=True)
     (a, ra), *others = scores.items()
