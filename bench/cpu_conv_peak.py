@@ -19,8 +19,7 @@ from collections import defaultdict
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from glide.pipeline import default_model, load_model
-from glide.text import get_tokenizer
+from cpu_profile import guided_forward  # the same forward pass (bench/ is on the path when run as a script)
 
 
 def best_of(fn, repeats: int = 5) -> float:
@@ -40,24 +39,9 @@ def main() -> None:
     ap.add_argument("--json", help="append the result lines to this JSON-lines file")
     args = ap.parse_args()
 
-    model, _ = load_model(default_model("base"))
-    model = model.to(memory_format=torch.channels_last).eval()
     rows = 8
-    x = torch.randn(rows, 3, 64, 64, generator=torch.Generator().manual_seed(0)).contiguous(
-        memory_format=torch.channels_last)
-    t = torch.full((rows,), 500)
-    tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(["red apple, twemoji style"] * rows,
-                                                            model.cfg.text.context)
-    with torch.no_grad():
-        text = model.encode_text(tokens, mask)
-
-    def forward(net):
-        def run():
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-                return net(x, t, text).float()
-        return run
-
-    eager = forward(model)
+    model, forward = guided_forward(rows)
+    eager = forward(model, torch.bfloat16)
     wall = best_of(eager)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         eager()
@@ -96,7 +80,7 @@ def main() -> None:
         import torch._inductor.config as inductor
 
         inductor.freezing = True
-        compiled = forward(torch.compile(model))
+        compiled = forward(torch.compile(model), torch.bfloat16)
         t0 = time.perf_counter()
         compiled()
         first = time.perf_counter() - t0

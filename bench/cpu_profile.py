@@ -21,6 +21,28 @@ from glide.pipeline import default_model, load_model
 from glide.text import get_tokenizer
 
 
+def guided_forward(rows: int = 8, t: int = 500):
+    """The bundled base (channels_last, eval) and `forward(net, dtype)`, which makes one forward pass of `net` (the
+    model, or a compiled wrapper of it) over `rows` rows of fixed noise at timestep `t`, captioned with the
+    README's prompt, under autocast to `dtype`. bench/cpu_conv_peak.py measures the same pass."""
+    model, _ = load_model(default_model("base"))
+    model = model.to(memory_format=torch.channels_last).eval()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, 3, 64, 64, generator=gen).contiguous(memory_format=torch.channels_last)
+    steps = torch.full((rows,), t)
+    tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(["red apple, twemoji style"] * rows, model.cfg.text.context)
+    with torch.no_grad():
+        text = model.encode_text(tokens, mask)
+
+    def forward(net, dtype: torch.dtype):
+        def run():
+            with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                return net(x, steps, text).float()
+        return run
+
+    return model, forward
+
+
 def op_times(fn, repeats: int) -> tuple[dict[str, list[float]], float]:
     """{op name: [self CPU ms per forward, calls per forward]} and the wall time of one forward (best of repeats)."""
     fn()  # warm-up: oneDNN builds its primitives on the first call
@@ -47,25 +69,10 @@ def main() -> None:
     ap.add_argument("--json", help="append the per-op rows to this JSON-lines file")
     args = ap.parse_args()
 
-    model, _ = load_model(default_model("base"))
-    model = model.to(memory_format=torch.channels_last).eval()
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.rows, 3, 64, 64, generator=gen).contiguous(memory_format=torch.channels_last)
-    t = torch.full((args.rows,), args.t)
-    tokens, mask = get_tokenizer(model.cfg.text.tokenizer)(["red apple, twemoji style"] * args.rows,
-                                                            model.cfg.text.context)
-    with torch.no_grad():
-        text = model.encode_text(tokens, mask)
-
-    def forward(dtype: torch.dtype):
-        def run():
-            with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-                return model(x, t, text).float()
-        return run
-
+    model, forward = guided_forward(args.rows, args.t)
     results = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        results[name] = op_times(forward(dtype), args.repeats)
+        results[name] = op_times(forward(model, dtype), args.repeats)
     (fp32, wall32), (bf16, wall16) = results["fp32"], results["bf16"]
     machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                "cores": os.cpu_count(), "torch": torch.__version__,
