@@ -1,8 +1,8 @@
 """Whole commands on the CPU, as a user runs them: wall time of the process, start-up, model loading and writing
-the PNGs included, with today's defaults against `--dtype fp32` (the CPU default before bf16) run alternately in
-the same session.
+the PNGs included, with today's defaults against a baseline (by default `--dtype fp32`, the CPU default before
+bf16; `--baseline "--guidance-interval all"` for guidance at every step) run alternately in the same session.
 
-    python bench/cpu_commands.py [--repeats 3] [--json docs/results/cpu_commands.jsonl]
+    python bench/cpu_commands.py [--repeats 3] [--baseline "--dtype fp32"] [--json docs/results/cpu_commands.jsonl]
 
 Commands (4 images of one prompt, the bundled models): `glide sample`, the same with `--upsample` (the 64 -> 256
 cascade), `glide inpaint` with a box, and `glide --help`. Each row: the median of `--repeats` runs after one
@@ -43,7 +43,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated command names (default: all)")
     ap.add_argument("--json", default=None, help="append one JSON line per row to this file")
+    ap.add_argument("--baseline", default="--dtype fp32", help="the options of the baseline (default: %(default)s)")
     args = ap.parse_args()
+    baseline = shlex.split(args.baseline)
 
     tmp = Path(tempfile.mkdtemp(prefix="glide-bench-"))
     image = tmp / "apple.png"  # the inpainting input: one sample of the bundled base
@@ -59,13 +61,13 @@ def main() -> None:
     only = [c for c in args.only.split(",") if c]
     machine = {"cpu": platform.processor() or platform.machine(), "threads": os.cpu_count(),
                "python": platform.python_version()}
-    print(f"{'command':<20} {'default':>9} {'--dtype fp32':>13} {'ratio':>7}")
+    print(f"{'command':<20} {'default':>9} {args.baseline:>13} {'ratio':>7}")
     for name, argv in commands.items():
         if only and name not in only:
             continue
         variants = {"default": glide(*argv)}
         if name != "--help":
-            variants["fp32"] = glide(*argv, "--dtype", "fp32")
+            variants["baseline"] = glide(*argv, *baseline)
         for cmd in variants.values():  # warm-up: page cache, bytecode
             timed(cmd)
         times: dict[str, list[float]] = {k: [] for k in variants}
@@ -73,14 +75,15 @@ def main() -> None:
             for k, cmd in variants.items():
                 times[k].append(timed(cmd))
         med = {k: statistics.median(v) for k, v in times.items()}
-        ratio = med["fp32"] / med["default"] if "fp32" in med else None
-        print(f"{name:<20} {med['default']:>8.2f}s {med.get('fp32', float('nan')):>12.2f}s "
+        ratio = med["baseline"] / med["default"] if "baseline" in med else None
+        print(f"{name:<20} {med['default']:>8.2f}s {med.get('baseline', float('nan')):>12.2f}s "
               f"{'' if ratio is None else f'{ratio:.2f}x':>7}", flush=True)
         if args.json:
             with open(args.json, "a") as f:
                 f.write(json.dumps({"command": "glide " + shlex.join(argv).replace(str(tmp) + "/", ""),
                                     "seconds_default": round(med["default"], 2),
-                                    "seconds_fp32": round(med["fp32"], 2) if "fp32" in med else None,
+                                    "baseline": args.baseline,
+                                    "seconds_baseline": round(med["baseline"], 2) if "baseline" in med else None,
                                     "runs": {k: [round(x, 2) for x in v] for k, v in times.items()},
                                     **machine}) + "\n")
 

@@ -5,8 +5,10 @@ counts, next to the official notebooks' 100-step ancestral DDPM, at one guidance
     python bench/quality_vs_steps.py --n 32 --series dpm++2m:10,25 ddpm:25 --out evalruns/steps
     python bench/quality_vs_steps.py --n 128 --series dpm++2m-sde:12,15,20@bf16 --reference dpm++2m-sde:20@fp32
 
-A series or reference may end in @fp32 or @bf16 (the precision it samples in; default fp32); bf16 settings are
-stored under names ending in -bf16.
+A series or reference may end in @fp32 or @bf16 (the precision it samples in; default fp32; bf16 settings are
+stored under names ending in -bf16) and in @iLOW-HIGH: classifier-free guidance only at the steps whose noise level
+sigma lies in (LOW, HIGH] (glide.guidance.noise_interval; names end in -iLOW-HIGH). Without it every step is
+guided, whatever the model's default interval.
 
 Samples are cached per batch under OUT (an interrupted run resumes; rows already sampled cost nothing). Writes
 OUT/results.jsonl, OUT/table.md and OUT/quality_vs_steps.png (FD in CLIP space and CLIP score against steps, log
@@ -35,7 +37,9 @@ COLOURS = {"dpm++2m": (40, 90, 200), "dpm++2m-sde": (30, 150, 60), "ddpm": (200,
 
 
 def _label(row: dict) -> str:
-    return row["sampler"] + ("" if row.get("dtype", "fp32") == "fp32" else f" {row['dtype']}")
+    interval = row.get("interval")
+    return (row["sampler"] + ("" if row.get("dtype", "fp32") == "fp32" else f" {row['dtype']}")
+            + (f" guided in ({interval[0]:g}, {interval[1]:g}]" if interval else ""))
 
 
 def plot(rows: list[dict], reference: dict, path: Path) -> None:
@@ -87,21 +91,36 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     sheet.save(path)
 
 
-def parse_series(specs: list[str]) -> list[tuple[str, int, str]]:
-    """["dpm++2m:10,15", "ddpm:25@bf16"] -> [("dpm++2m", 10, "fp32"), ("dpm++2m", 15, "fp32"), ("ddpm", 25, "bf16")]"""
+def parse_series(specs: list[str]) -> list[tuple[str, int, str, tuple[float, float] | None]]:
+    """["dpm++2m:10,15", "ddpm:25@bf16@i0.28-5.42"] ->
+    [("dpm++2m", 10, "fp32", None), ("dpm++2m", 15, "fp32", None), ("ddpm", 25, "bf16", (0.28, 5.42))]"""
     out = []
     for spec in specs:
-        spec, _, dtype = spec.partition("@")
-        sampler, _, steps = spec.partition(":")
-        if sampler not in SAMPLERS or not steps or dtype not in ("", "fp32", "bf16"):
-            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...][@fp32|@bf16] with a sampler in "
-                             f"{', '.join(SAMPLERS)}; got {spec!r}")
-        out += [(sampler, int(s), dtype or "fp32") for s in steps.split(",")]
+        head, *tails = spec.split("@")
+        sampler, _, steps = head.partition(":")
+        dtype, interval = "fp32", None
+        try:
+            for tail in tails:
+                if tail in ("fp32", "bf16"):
+                    dtype = tail
+                elif tail.startswith("i"):
+                    low, high = (float(v) for v in tail[1:].split("-"))
+                    interval = (low, high)
+                else:
+                    raise ValueError(tail)
+            if sampler not in SAMPLERS or not steps:
+                raise ValueError(head)
+            counts = [int(s) for s in steps.split(",")]
+        except ValueError:
+            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...][@fp32|@bf16][@iLOW-HIGH] with a sampler in "
+                             f"{', '.join(SAMPLERS)}; got {spec!r}") from None
+        out += [(sampler, n, dtype, interval) for n in counts]
     return out
 
 
-def setting_name(sampler: str, steps: int, dtype: str) -> str:
-    return f"{sampler}-{steps}" + ("" if dtype == "fp32" else f"-{dtype}")
+def setting_name(sampler: str, steps: int, dtype: str, interval: tuple[float, float] | None = None) -> str:
+    return (f"{sampler}-{steps}" + ("" if dtype == "fp32" else f"-{dtype}")
+            + (f"-i{interval[0]:g}-{interval[1]:g}" if interval else ""))
 
 
 def main() -> None:
@@ -133,13 +152,15 @@ def main() -> None:
     reference = parse_series([args.reference])[0]
     settings = [s for s in parse_series(args.series) if s != reference] + [reference]
     rows = []
-    for sampler, steps, dtype in settings:
+    for sampler, steps, dtype, interval in settings:
         cfg = EvalConfig(data=args.data, n=args.n, splits=tuple(args.splits.split(",")),
                          guidance_scales=(args.guidance_scale,), steps=str(steps),
                          sampler=sampler, batch_size=args.batch_size)
         t0 = time.perf_counter()
-        row = evaluate(pipes[dtype], scorer, cfg, out / setting_name(sampler, steps, dtype))[1]
-        row = {"sampler": sampler, "steps": steps, "dtype": dtype, **row,
+        pipes[dtype].guidance_interval = interval
+        row = evaluate(pipes[dtype], scorer, cfg, out / setting_name(sampler, steps, dtype, interval))[1]
+        row = {"sampler": sampler, "steps": steps, "dtype": dtype, **({"interval": interval} if interval else {}),
+               **row,
                "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(json.dumps(row))

@@ -5,14 +5,21 @@ inputs in one batch, push eps away from the unconditional prediction,
     eps = eps(x | empty) + s * (eps(x | caption) - eps(x | empty)),
 and keep the conditional half's variance. s = 1 is plain conditional sampling (one forward pass);
 s = 0 is unconditional.
+
+Guidance interval (Kynkäänniemi et al. 2024, "Applying guidance in a limited interval improves sample and
+distribution quality in diffusion models"): guide only at the noise levels where it pays, and run the
+conditional half alone elsewhere, one forward pass instead of two. Which levels pay depends on the model
+(docs/benchmarks.md measures it for the bundled base).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
+from .errors import GlideError
 from .models import GLIDE, TextEmbedding
 
 ModelInputs = dict[str, Any]  # keyword inputs of GLIDE.forward: text, low_res, inpaint_image, inpaint_mask
@@ -39,15 +46,38 @@ def conditional(model: Callable[..., torch.Tensor], inputs: ModelInputs):
     return denoise
 
 
-def classifier_free(model: GLIDE | Callable[..., torch.Tensor], cond: ModelInputs, uncond: ModelInputs, scale: float):
-    """A classifier-free-guided denoiser; skips the wasted half when the scale makes it irrelevant."""
+def noise_interval(alpha_bar: Sequence[float] | np.ndarray,
+                   interval: tuple[float, float]) -> Callable[[torch.Tensor], bool]:
+    """`active(t)`: whether the noise level sigma = sqrt((1 - alpha_bar) / alpha_bar) of timesteps `t` lies in
+    (low, high]. sigma is the noise-to-signal ratio of x_t, the same scale as EDM's sigma for data in [-1, 1]."""
+    low, high = (float(v) for v in interval)
+    if not 0 <= low < high:
+        raise GlideError(f"a guidance interval needs 0 <= low < high, got ({low:g}, {high:g})")
+    ab = np.asarray(alpha_bar, dtype=np.float64)
+    sigma = np.sqrt((1 - ab) / np.maximum(ab, 1e-300))
+    inside = torch.from_numpy((sigma > low) & (sigma <= high))
+
+    def active(t: torch.Tensor) -> bool:
+        # A batch is guided if any row is inside (every sampler steps all rows at the same t).
+        return bool(inside[t.detach().cpu().long()].any())
+
+    return active
+
+
+def classifier_free(model: GLIDE | Callable[..., torch.Tensor], cond: ModelInputs, uncond: ModelInputs, scale: float,
+                    active: Callable[[torch.Tensor], bool] | None = None):
+    """A classifier-free-guided denoiser; skips the wasted half when the scale makes it irrelevant.
+    `active(t)` (see `noise_interval`): guide only at the timesteps where it is true, else run `cond` alone."""
     if scale == 1.0:
         return conditional(model, cond)
     if scale == 0.0:
         return conditional(model, uncond)
     both = _cat(cond, uncond)
+    plain = conditional(model, cond)
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if active is not None and not active(t):
+            return plain(x, t)
         out = model(torch.cat([x, x]), torch.cat([t, t]), **both)
         c = x.shape[1]
         cond_out, uncond_out = out.chunk(2)

@@ -48,6 +48,11 @@ class Pipeline(EditingMixin):
         # Upsampling keeps the low-res image's low frequencies (see glide.hooks.low_res_consistency); False gives the
         # official notebook's plain sampling.
         self.low_res_consistency = True
+        # Classifier-free guidance only where the noise level sigma lies in (low, high] (glide.guidance.noise_interval);
+        # elsewhere one forward pass of the conditional half. None guides every step. One for text-to-image and
+        # SDEdit, one for inpainting, whose default depends on the base model (glide.defaults).
+        self.guidance_interval: tuple[float, float] | None = defaults.GUIDANCE_INTERVAL
+        self.inpaint_guidance_interval = defaults.inpaint_guidance_interval(model.cfg.prediction)
         # On CPU, NHWC convolutions are 10-30% faster (bench/cpu_sample.py); on CUDA the default is kept.
         fmt = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
         self.model = model.to(self.device, memory_format=fmt).eval()
@@ -226,6 +231,7 @@ class Pipeline(EditingMixin):
         callback=None,
         x: torch.Tensor | None = None,
         start: int | None = None,
+        guidance_interval: tuple[float, float] | None | str = "pipeline",
     ) -> torch.Tensor:
         """One batch from `model` (default: the base model): images in [-1, 1], [len(prompts), 3, S, S].
 
@@ -236,6 +242,8 @@ class Pipeline(EditingMixin):
         `inputs` are extra model inputs shared by both guidance halves (low_res, inpaint_image, inpaint_mask).
         `callback(i, x, out)` runs after every step (i counts down to 0; out.pred_xstart is the current
         x_0 estimate); raising from it stops sampling.
+        `guidance_interval`: (low, high] noise levels where guidance runs, None for every step; by default
+        `self.guidance_interval`.
         """
         guidance_scale = finite(guidance_scale, "guidance scale")
         temperature = finite(temperature, "temperature")
@@ -247,7 +255,9 @@ class Pipeline(EditingMixin):
         extra = dict(inputs or {})
         cond = {"text": self.encode(prompts, model), **extra}
         uncond = {"text": self.encode([""] * n, model), **extra}
-        denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale)
+        interval = self.guidance_interval if guidance_interval == "pipeline" else guidance_interval
+        active = guidance.noise_interval(self._alpha_bar(model), interval) if interval else None
+        denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale, active)
         if x is None:
             x = randn((n, 3, size, size), generator, self.device) * temperature
         kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, generator=generator,

@@ -64,12 +64,13 @@ class EditingMixin:
             if self.cfg.inpaint:
                 x = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=steps, sampler=sampler, eta=eta,
                                 generator=generator, inputs=known, denoised_fn=hooks.keep_known(known), progress=progress,
-                                callback=callback)
+                                callback=callback, guidance_interval=self.inpaint_guidance_interval)
             else:
                 diffusion = self.diffusion(steps)
                 x = self.sample([prompt] * n, guidance_scale=guidance_scale, steps=diffusion, sampler=sampler,
                                 eta=eta, generator=generator, denoised_fn=hooks.keep_known(known), progress=progress,
-                                project=hooks.repaint_projection(diffusion, img, keep, generator), callback=callback)
+                                project=hooks.repaint_projection(diffusion, img, keep, generator), callback=callback,
+                                guidance_interval=self.inpaint_guidance_interval)
             if upsample:
                 up_inputs = None
                 if self.upsampler.cfg.inpaint:

@@ -184,6 +184,7 @@ def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path
     assert meta["sampler"] == "dpm++2m-sde" and meta["guidance_scale"] == 3.0 and meta["model"] == str(converted)
     # an eps model: mixed on a CPU with native bf16, else fp32 (glide.runtime.default_precision)
     assert meta["dtype"] == ("mixed" if cpu_has_native_bf16() else "fp32")
+    assert meta["guidance_interval"] == "all"  # text-to-image is guided at every step (glide.defaults)
     assert b"tEXtglide" in (tmp_path / "s_001.png").read_bytes()  # a plain tEXt chunk (ASCII JSON)
     assert _in_process("info", tmp_path / "s_001.png") == 0
     text = capsys.readouterr().out
@@ -247,3 +248,13 @@ def test_help_and_version_need_no_torch_and_show_defaults():
     help_text = " ".join(sample.format_help().split())
     for shown in ("(default: 3.0)", "(default: 4)", "(default: 0.0)", "(default: samples.png)", "(default: 8)"):
         assert shown in help_text, shown
+
+
+def test_guidance_interval_flag_is_recorded_and_repeated(converted, tmp_path):
+    out = tmp_path / "g.png"
+    assert _in_process("sample", "a red apple", "--model", converted, "-n", 1, "--steps", 3, "--seed", 1, "-q",
+                       "--guidance-interval", "0.3,inf", "--out", out) == 0
+    with Image.open(out) as im:
+        meta = json.loads(im.text["glide"])
+    assert meta["guidance_interval"] == "0.3,inf"
+    assert "--guidance-interval 0.3,inf" in meta["command"]

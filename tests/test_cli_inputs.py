@@ -76,6 +76,9 @@ CASES = [
     (["sample", "x", "-n", "0"], "positive integer"),
     (["sample", "x", "--batch-size", "0"], "positive integer"),
     (["sample", "x", "--sampler", "euler"], "invalid choice"),
+    (["sample", "x", "--guidance-interval", "2,1"], "0 <= LOW < HIGH"),
+    (["sample", "x", "--guidance-interval", "0.3"], "LOW,HIGH"),
+    (["inpaint", "{d}/red.png", "x", "--box", "0,0,8,8", "--guidance-interval", "a,b"], "LOW,HIGH"),
     # -- sample: text, devices, output paths ------------------------------------------------------------------
     (["sample", "caf\udce9 au lait"], "not valid UTF-8"),
     (["sample", "x", "--device", "banana"], "banana"),

@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from glide.config import get_preset
 from glide.diffusion import Diffusion, beta_schedule, space_timesteps
 from glide.errors import GlideError
 from glide import guidance
+from glide.models import GLIDE
+from glide.pipeline import Pipeline
 from glide.samplers import sample_ddim, sample_ddpm, sample_dpmpp_2m, sample_dpmpp_2m_sde
 
 
@@ -99,6 +102,88 @@ def test_classifier_free_guidance_formula():
     calls.clear()
     torch.testing.assert_close(guidance.classifier_free(model, cond, uncond, 1.0)(x, t), model(x, t, **cond))
     assert calls[0] == 2  # scale 1 skips the unconditional half
+
+
+def test_guidance_interval_runs_the_conditional_half_alone_outside_it():
+    """Inside the noise interval: the guided formula on one batched forward; outside: one forward of the
+    conditional half, whose output is returned as is."""
+    calls = []
+
+    def model(x, t, text=None):
+        calls.append(len(x))
+        return torch.cat([x * text[:, None, None, None], x * 0 + text[:, None, None, None]], 1)
+
+    ab = torch.tensor([0.99, 0.5, 0.2, 0.01]).numpy()  # sigma = 0.10, 1.0, 2.0, 9.95
+    active = guidance.noise_interval(ab, (0.5, 2.0))
+    assert [active(torch.tensor([t, t])) for t in range(4)] == [False, True, True, False]  # (low, high]
+    x = torch.ones(2, 3, 2, 2)
+    cond, uncond = {"text": torch.tensor([3.0, 3.0])}, {"text": torch.tensor([1.0, 1.0])}
+    denoise = guidance.classifier_free(model, cond, uncond, 2.5, active)
+    torch.testing.assert_close(denoise(x, torch.tensor([1, 1]))[:, :3], torch.full((2, 3, 2, 2), 1 + 2.5 * (3 - 1)))
+    assert calls == [4]
+    calls.clear()
+    torch.testing.assert_close(denoise(x, torch.tensor([3, 3])), model(x, torch.tensor([3, 3]), **cond))
+    assert calls[0] == 2
+
+
+def test_pipeline_guides_only_inside_the_interval():
+    """A tiny model's sampling run: two rows per image exactly at the steps whose sigma lies in the interval,
+    one elsewhere; an interval holding every step samples exactly what no interval does."""
+    cfg = get_preset("tiny")
+    torch.manual_seed(0)
+    model = GLIDE(cfg)
+    with torch.no_grad():  # the zero-initialised output layers would make both halves agree
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pipe = Pipeline(model, "cpu", "fp32")
+    ab = Diffusion.from_schedule(cfg.noise_schedule, cfg.diffusion_steps).alphas_cumprod
+    sigma = np.sqrt((1 - ab) / ab)
+    seen = []
+    orig = model.forward
+    model.forward = lambda x, t, *a, **k: seen.append((int(t[0]), len(x))) or orig(x, t, *a, **k)
+    pipe.guidance_interval = (0.3, 3.0)
+    guided = pipe(["a cat", "a dog"], steps=10, seed=0, progress=False)
+    assert len(seen) == 10 and {n for _, n in seen} == {2, 4}
+    assert all((n == 4) == (0.3 < sigma[t] <= 3.0) for t, n in seen), seen
+    pipe.guidance_interval = (0.0, float("inf"))
+    everywhere = pipe(["a cat", "a dog"], steps=10, seed=0, progress=False)
+    pipe.guidance_interval = None
+    plain = pipe(["a cat", "a dog"], steps=10, seed=0, progress=False)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(everywhere, plain))
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(guided, plain))
+
+
+def test_default_guidance_intervals():
+    """Text-to-image guides every step; inpainting with a v-prediction model (the bundled base) guides above the
+    measured noise level, with an eps model (the official checkpoints) at every step, as the official notebooks."""
+    from glide import defaults
+
+    cfg = get_preset("tiny")
+    eps, v = Pipeline(GLIDE(cfg), "cpu"), Pipeline(GLIDE(cfg.replace(prediction="v")), "cpu")
+    assert eps.guidance_interval is None and v.guidance_interval is None
+    assert eps.inpaint_guidance_interval is None
+    assert v.inpaint_guidance_interval == defaults.INPAINT_GUIDANCE_INTERVAL
+    with pytest.raises(GlideError, match="low < high"):
+        guidance.noise_interval([0.5, 0.1], (1.0, 0.5))
+
+
+def test_inpainting_uses_its_own_guidance_interval():
+    """pipe.inpaint samples with pipe.inpaint_guidance_interval: one row per image at the steps outside it."""
+    cfg = get_preset("tiny").replace(inpaint=True)
+    torch.manual_seed(0)
+    model = GLIDE(cfg)
+    pipe = Pipeline(model, "cpu", "fp32")
+    ab = Diffusion.from_schedule(cfg.noise_schedule, cfg.diffusion_steps).alphas_cumprod
+    sigma = np.sqrt((1 - ab) / ab)
+    seen = []
+    orig = model.forward
+    model.forward = lambda x, t, *a, **k: seen.append((int(t[0]), len(x))) or orig(x, t, *a, **k)
+    pipe.inpaint_guidance_interval = (0.3, float("inf"))
+    image = np.zeros((cfg.unet.image_size, cfg.unet.image_size, 3), np.uint8)
+    from PIL import Image
+
+    pipe.inpaint(Image.fromarray(image), None, "a cat", 2, box=(0, 0, 4, 4), steps=8, seed=0, progress=False)
+    assert len(seen) == 8 and all((n == 4) == (sigma[t] > 0.3) for t, n in seen), seen
 
 
 @pytest.mark.parametrize("schedule", ["linear", "squaredcos_cap_v2"])

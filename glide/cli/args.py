@@ -95,6 +95,21 @@ def _steps(s: str) -> str:
     return s
 
 
+def _interval(s: str) -> tuple[float, ...]:
+    """--guidance-interval: "LOW,HIGH" (noise levels sigma, HIGH may be inf), or "all" (every step guided: an
+    empty tuple, so that None can still mean "not given")."""
+    if s.strip().lower() == "all":
+        return ()
+    parts = s.split(",")
+    try:
+        low, high = (float(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (two noise levels) or 'all', got {s!r}") from None
+    if math.isnan(low) or math.isnan(high) or not 0 <= low < high:
+        raise argparse.ArgumentTypeError(f"expected 0 <= LOW < HIGH, got {s!r}")
+    return low, high
+
+
 def _scales(s: str) -> tuple[float, ...]:
     try:
         vals = tuple(float(v) for v in s.split(",") if v.strip())

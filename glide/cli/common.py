@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import __version__, defaults, samplers
 from ..errors import GlideError
-from .args import DTYPE_CHOICES, DTYPE_HELP, _positive_int, _seed
+from .args import DTYPE_CHOICES, DTYPE_HELP, _interval, _positive_int, _seed
 
 
 SAMPLER_NAMES = samplers.NAMES
@@ -83,7 +83,7 @@ def _pick_seed(seed: int | None) -> int:
     return random.randrange(2**32) if seed is None else seed
 
 
-def _pipeline(args, need_upsampler: bool = False):
+def _pipeline(args, need_upsampler: bool = False, inpaint: bool = False):
     from ..pipeline import Pipeline, default_model
 
     model = args.model or default_model("base")
@@ -95,6 +95,12 @@ def _pipeline(args, need_upsampler: bool = False):
         clip = default_model("clip")
     pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler, clip=clip)
     pipe.low_res_consistency = not getattr(args, "no_consistency", False)
+    if getattr(args, "guidance_interval", None) is not None:  # else the defaults (glide.defaults)
+        interval = args.guidance_interval or None
+        if inpaint:
+            pipe.inpaint_guidance_interval = interval
+        else:
+            pipe.guidance_interval = interval
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; this command needs a base (64 px) model (--model)")
     return pipe
@@ -104,12 +110,27 @@ def _png_text(meta: dict) -> dict[str, str]:
     return {PNG_KEY: json.dumps(meta, ensure_ascii=True), "Software": f"glide {__version__}"}
 
 
-def _precision(pipe, upsample: bool) -> dict:
-    """The compute precision of the models that made the images, for PNG settings and eval results."""
+def _run_settings(pipe, upsample: bool, guided: bool = True, inpaint: bool = False) -> dict:
+    """How the pipeline ran (compute precisions; with classifier-free guidance, its interval), for PNG settings
+    and eval results."""
     out = {"dtype": pipe.precision.name}
     if upsample:
         out["upsample_dtype"] = pipe.precision_for(pipe.upsampler).name
+    if guided:  # as --guidance-interval takes it ("0.5,inf"), which JSON has no number for
+        iv = pipe.inpaint_guidance_interval if inpaint else pipe.guidance_interval
+        out["guidance_interval"] = f"{iv[0]:g},{iv[1]:g}" if iv else "all"
     return out
+
+
+def _interval_option(s, inpaint: bool = False) -> None:
+    """--guidance-interval, for the commands that take a classifier-free guidance scale."""
+    low, high = defaults.INPAINT_GUIDANCE_INTERVAL
+    default = (f"{low:g},{high:g} for v-prediction models such as the bundled base, all for eps models such as the "
+               "official ones") if inpaint else "all"
+    s.add_argument("--guidance-interval", type=_interval, default=None, metavar="LOW,HIGH",
+                   help="guide only at the steps whose noise level sigma = sqrt((1-alpha_bar)/alpha_bar) lies in "
+                        "(LOW, HIGH], elsewhere run the conditional model alone (one forward pass instead of two); "
+                        f"'all' guides every step (default: {default})")
 
 
 def _save(images, out: Path, individual: bool, cols: int | None = None, metas: list[dict] | None = None,

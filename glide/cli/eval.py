@@ -8,9 +8,9 @@ from pathlib import Path
 
 from .. import defaults
 from ..errors import GlideError
-from .args import DTYPE_CHOICES, DTYPE_HELP, _finite, _positive_int, _scales, _seed, _steps
+from .args import DTYPE_CHOICES, DTYPE_HELP, _finite, _interval, _positive_int, _scales, _seed, _steps
 from ..samplers import GUIDABLE
-from .common import SAMPLER_NAMES, _check_device, _precision
+from .common import SAMPLER_NAMES, _check_device, _run_settings
 
 
 EVAL_HELP = """Sample a base model on held-out captions and score the samples against the real images.
@@ -33,6 +33,7 @@ def _eval_defaults(mode: str) -> dict:
              steps=str(defaults.SWEEP_STEPS) if sweep else str(defaults.STEPS), sampler=defaults.CLIP_SAMPLER if sweep else defaults.SAMPLER,
              seed=0, batch_size=defaults.EVAL_BATCH_SIZE, clip_model=None, judge_clip=None, open_clip_act="quickgelu",
              inception_weights=None, cache_dir=None, out={"sweep": "eval-sweep", "coco": "eval-coco"}.get(mode, "eval"),
+             guidance_interval=None,
              device=None, dtype=None, quiet=False, upsample=False, upsampler=None,
              upsample_steps=defaults.UPSAMPLE_STEPS)
     if coco:
@@ -85,6 +86,9 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
     add("--clip-scales", type=_scales, help=f"CLIP guidance scales (rows on the conditional model; needs {' or '.join(GUIDABLE)})")
     add("--clip-cfg-scale", type=_finite,
         help="classifier-free scale under CLIP guidance (1: the conditional model alone, as the paper)")
+    add("--guidance-interval", type=_interval, metavar="LOW,HIGH",
+        help="classifier-free guidance only where the noise level sigma lies in (LOW, HIGH]; 'all': every step "
+             "(default: all)")
     add("--steps", type=_steps, help="sampling steps, or a respacing like fast27")
     add("--sampler", choices=SAMPLER_NAMES, help="sampler")
     add("--seed", type=_seed, help="seed of the caption draw and of the noise")
@@ -163,6 +167,8 @@ def cmd_eval(args) -> int:
                                     clip=clip_dir if any(cfg.clip_scales) else None)
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
+    if args.guidance_interval is not None:  # else glide.defaults.GUIDANCE_INTERVAL
+        pipe.guidance_interval = args.guidance_interval or None
     check_settings(pipe, cfg)  # before a long COCO preparation
     reference = None
     if mode == "coco":
@@ -180,7 +186,7 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     rows = evaluate(pipe, scorer, cfg, out, progress=not args.quiet, reference=reference)
     run = {"command": mode, "model": str(model), "upsampler": str(upsampler or ""), "clip": str(clip_spec), "judge_clip": str(args.judge_clip or ""),
-           "inception": args.inception_weights, **_precision(pipe, bool(upsampler))}
+           "inception": args.inception_weights, **_run_settings(pipe, bool(upsampler))}
     if mode == "coco":
         run.update(data=None, splits=None, captions=str(args.captions), images=str(args.images))
     write_report(rows, cfg, out, run, time.perf_counter() - t0,

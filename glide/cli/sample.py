@@ -8,7 +8,7 @@ from .. import defaults
 from ..errors import GlideError
 from .args import _finite, _non_negative, _positive_int, _steps, _unit
 from .common import (SAMPLER_NAMES, _NO_CONSISTENCY, _common, _common_checks, _model_name, _out_paths, _pick_seed,
-                     _pipeline, _precision, _sampler_and_steps, _save, _write_text)
+                     _interval_option, _pipeline, _run_settings, _sampler_and_steps, _save, _write_text)
 
 
 def cmd_sample(args) -> int:
@@ -23,7 +23,7 @@ def cmd_sample(args) -> int:
     common = dict(model=_model_name(args.model, "base"), sampler=args.sampler, steps=args.steps,
                   guidance_scale=args.guidance_scale, clip_guidance_scale=args.clip_guidance_scale,
                   temperature=args.temperature, eta=args.eta, upsample=args.upsample,
-                  **_precision(pipe, args.upsample))
+                  **_run_settings(pipe, args.upsample))
     metas = []
     for prompt in args.prompt:  # image j of each prompt started from seed + j
         for j in range(args.num_images):
@@ -36,6 +36,9 @@ def cmd_sample(args) -> int:
             repeat += ["--eta", f"{args.eta:g}"] if args.eta else []
             repeat += ["--upsample"] if args.upsample else []
             repeat += ["--dtype", args.dtype] if args.dtype else []
+            if args.guidance_interval is not None:
+                iv = args.guidance_interval
+                repeat += ["--guidance-interval", f"{iv[0]:g},{iv[1]:g}" if iv else "all"]
             metas.append({"prompt": prompt, "seed": s, **common, "command": shlex.join(repeat)})
     grid_meta = {"prompt": args.prompt if len(args.prompt) > 1 else args.prompt[0], "seed": seed,
                  "seeds": f"image j of each prompt: seed {seed} + j", "num_images": args.num_images, **common}
@@ -59,7 +62,7 @@ def cmd_inpaint(args) -> int:
     repaint = repaint_region(original, args.mask, box)
     check_edit(original, repaint)
     seed = _pick_seed(args.seed)
-    pipe = _pipeline(args, need_upsampler=args.upsample)
+    pipe = _pipeline(args, need_upsampler=args.upsample, inpaint=True)
     images = pipe.inpaint(original, repaint, args.prompt, args.num_images,
                           guidance_scale=args.guidance_scale, steps=args.steps, sampler=args.sampler, eta=args.eta,
                           seed=seed, batch_size=args.batch_size, upsample=args.upsample,
@@ -67,7 +70,7 @@ def cmd_inpaint(args) -> int:
     common = dict(image=str(args.image), mask=str(args.mask) if args.mask else None, box=args.box,
                   model=_model_name(args.model, "base"), sampler=args.sampler, steps=args.steps,
                   guidance_scale=args.guidance_scale, eta=args.eta, upsample=args.upsample,
-                  **_precision(pipe, args.upsample))
+                  **_run_settings(pipe, args.upsample, inpaint=True))
     metas = [{"prompt": args.prompt, "seed": (seed + k) % 2**64, **common} for k in range(args.num_images)]
     _save(images, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
           grid_meta={"prompt": args.prompt, "seed": seed, "seeds": f"image k: seed {seed} + k", **common})
@@ -93,7 +96,7 @@ def cmd_sdedit(args) -> int:
     common = dict(image=str(args.image), mask=str(args.mask) if args.mask else None, strength=args.strength,
                   model=_model_name(args.model, "base"), sampler=args.sampler, steps=args.steps,
                   guidance_scale=args.guidance_scale, clip_guidance_scale=args.clip_guidance_scale, eta=args.eta,
-                  upsample=args.upsample, **_precision(pipe, args.upsample))
+                  upsample=args.upsample, **_run_settings(pipe, args.upsample))
     metas = [{"prompt": args.prompt, "seed": (seed + k) % 2**64, **common} for k in range(args.num_images)]
     _save(images, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
           grid_meta={"prompt": args.prompt, "seed": seed, "seeds": f"image k: seed {seed} + k", **common})
@@ -119,7 +122,7 @@ def cmd_upsample(args) -> int:
     result = pipe.upsample(images, args.prompt, steps=args.steps, sampler=args.sampler, temperature=args.temperature,
                            seed=seed, batch_size=args.batch_size, progress=not args.quiet)
     common = dict(model=_model_name(args.model, "upsampler"), sampler=args.sampler, steps=args.steps,
-                  temperature=args.temperature, **_precision(pipe, False))
+                  temperature=args.temperature, **_run_settings(pipe, False, guided=False))
     metas = [{"prompt": args.prompt, "image": str(p), "seed": (seed + k) % 2**64, **common}
              for k, p in enumerate(args.images)]
     _save(result, out, not args.no_individual, metas=metas, picked_seed=seed if args.seed is None else None,
@@ -158,6 +161,7 @@ def register(sub) -> None:
     _upsample_options(s, "run the 64 -> 256 upsampler on the samples")
     s.add_argument("--out", default="samples.png", help="grid image; individual images go beside it")
     _common(s)
+    _interval_option(s)
     s.set_defaults(func=cmd_sample)
 
     i = sub.add_parser("inpaint", help="repaint a region of an image following a prompt")
@@ -176,6 +180,7 @@ def register(sub) -> None:
     i.add_argument("--composite", action="store_true", help="paste the result back into the original image")
     i.add_argument("--out", default="inpainted.png", help="output image (a grid with -n > 1)")
     _common(i)
+    _interval_option(i, inpaint=True)
     i.set_defaults(func=cmd_inpaint)
 
     e = sub.add_parser("sdedit", help="turn a rough image or sketch into one that follows a prompt (SDEdit)")
@@ -197,6 +202,7 @@ def register(sub) -> None:
     _upsample_options(e, "run the 64 -> 256 upsampler on the results")
     e.add_argument("--out", default="sdedit.png", help="output image (a grid with -n > 1)")
     _common(e)
+    _interval_option(e)
     e.set_defaults(func=cmd_sdedit)
 
     u = sub.add_parser("upsample", help="64 -> 256 text-conditional upsampling")

@@ -161,6 +161,11 @@ def _savez_atomic(path: Path, **arrays) -> None:
         np.savez_compressed(f, **arrays)
 
 
+def _interval_key(interval) -> list[str]:
+    """A guidance interval in a sample cache key; none when every step is guided, so old caches stay valid."""
+    return [f"interval{float(interval[0]):g},{float(interval[1]):g}"] if interval else []
+
+
 def _cached(path: Path, make):
     """np.ndarray from `path`, else make() and store it atomically."""
     if path.is_file():
@@ -315,7 +320,8 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
         path = None
         if cache is not None:
             key = _digest(pipe.model_key, _precision_key(pipe.precision), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
-                          setting.guidance_scale, setting.clip_scale, *up_key)
+                          setting.guidance_scale, setting.clip_scale, *up_key,
+                          *_interval_key(pipe.guidance_interval if setting.guidance_scale not in (0, 1) else None))
             folder = setting.sampling_name + ("-256" if cfg.upsample else "")
             path = cache / folder / f"b{b:04d}-{key}.npz"
         if path is not None and path.is_file():
