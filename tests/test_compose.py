@@ -87,7 +87,8 @@ def test_a_scene_replays_to_identical_bytes(pipe, tmp_path):
 def test_the_docs_scene_replays_to_its_committed_stages(pipe, tmp_path):
     """docs/examples/scene.toml against the stages committed in docs/examples/scene/ (docs/editing.md).
 
-    On the machine that made them the pixels are identical. Another CPU or torch build may round float
+    They were made with one thread, as this test runs (`one_thread`): on the machine that made them the pixels
+    are identical. Two threads, another CPU or another torch build may round float
     sums differently (other vector kernels); such differences stay at a level or so per pixel, so the check
     allows a mean of half a level and no pixel further than 8 levels (out of 255) instead of exact bytes."""
     out = tmp_path / "scene"
