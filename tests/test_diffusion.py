@@ -126,6 +126,15 @@ def test_guidance_interval_runs_the_conditional_half_alone_outside_it():
     assert calls[0] == 2
 
 
+def _record_rows(model: GLIDE):
+    """The noise level sigma of each of the model's timesteps, and a list that gets (timestep, rows) per call."""
+    ab = Diffusion.from_schedule(model.cfg.noise_schedule, model.cfg.diffusion_steps).alphas_cumprod
+    seen = []
+    orig = model.forward
+    model.forward = lambda x, t, *a, **k: seen.append((int(t[0]), len(x))) or orig(x, t, *a, **k)
+    return np.sqrt((1 - ab) / ab), seen
+
+
 def test_pipeline_guides_only_inside_the_interval():
     """A tiny model's sampling run: two rows per image exactly at the steps whose sigma lies in the interval,
     one elsewhere; an interval holding every step samples exactly what no interval does."""
@@ -136,11 +145,7 @@ def test_pipeline_guides_only_inside_the_interval():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
     pipe = Pipeline(model, "cpu", "fp32")
-    ab = Diffusion.from_schedule(cfg.noise_schedule, cfg.diffusion_steps).alphas_cumprod
-    sigma = np.sqrt((1 - ab) / ab)
-    seen = []
-    orig = model.forward
-    model.forward = lambda x, t, *a, **k: seen.append((int(t[0]), len(x))) or orig(x, t, *a, **k)
+    sigma, seen = _record_rows(model)
     pipe.guidance_interval = (0.3, 3.0)
     guided = pipe(["a cat", "a dog"], steps=10, seed=0, progress=False)
     assert len(seen) == 10 and {n for _, n in seen} == {2, 4}
@@ -173,11 +178,7 @@ def test_inpainting_uses_its_own_guidance_interval():
     torch.manual_seed(0)
     model = GLIDE(cfg)
     pipe = Pipeline(model, "cpu", "fp32")
-    ab = Diffusion.from_schedule(cfg.noise_schedule, cfg.diffusion_steps).alphas_cumprod
-    sigma = np.sqrt((1 - ab) / ab)
-    seen = []
-    orig = model.forward
-    model.forward = lambda x, t, *a, **k: seen.append((int(t[0]), len(x))) or orig(x, t, *a, **k)
+    sigma, seen = _record_rows(model)
     pipe.inpaint_guidance_interval = (0.3, float("inf"))
     image = np.zeros((cfg.unet.image_size, cfg.unet.image_size, 3), np.uint8)
     from PIL import Image
