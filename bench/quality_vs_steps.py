@@ -7,8 +7,9 @@ counts, next to the official notebooks' 100-step ancestral DDPM, at one guidance
 
 A series or reference may end in @fp32 or @bf16 (the precision it samples in; default fp32; bf16 settings are
 stored under names ending in -bf16) and in @iLOW-HIGH: classifier-free guidance only at the steps whose noise level
-sigma lies in (LOW, HIGH] (glide.guidance.noise_interval; names end in -iLOW-HIGH). Without it every step is
-guided, whatever the model's default interval.
+sigma lies in (LOW, HIGH] (glide.guidance.noise_interval; names end in -iLOW-HIGH), and @r with it: outside the
+interval, the last guided step's difference is reused (glide.guidance.classifier_free; names end in -reuse).
+Without @i every step is guided, whatever the model's default interval.
 
 Samples are cached per batch under OUT (an interrupted run resumes; rows already sampled cost nothing). Writes
 OUT/results.jsonl, OUT/table.md and OUT/quality_vs_steps.png (FD in CLIP space and CLIP score against steps, log
@@ -39,7 +40,8 @@ COLOURS = {"dpm++2m": (40, 90, 200), "dpm++2m-sde": (30, 150, 60), "ddpm": (200,
 def _label(row: dict) -> str:
     interval = row.get("interval")
     return (row["sampler"] + ("" if row.get("dtype", "fp32") == "fp32" else f" {row['dtype']}")
-            + (f" guided in ({interval[0]:g}, {interval[1]:g}]" if interval else ""))
+            + (f" guided in ({interval[0]:g}, {interval[1]:g}]" if interval else "")
+            + (", reused outside" if row.get("reuse") else ""))
 
 
 def plot(rows: list[dict], reference: dict, path: Path) -> None:
@@ -91,14 +93,14 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     sheet.save(path)
 
 
-def parse_series(specs: list[str]) -> list[tuple[str, int, str, tuple[float, float] | None]]:
-    """["dpm++2m:10,15", "ddpm:25@bf16@i0.28-5.42"] ->
-    [("dpm++2m", 10, "fp32", None), ("dpm++2m", 15, "fp32", None), ("ddpm", 25, "bf16", (0.28, 5.42))]"""
+def parse_series(specs: list[str]) -> list[tuple[str, int, str, tuple[float, float] | None, bool]]:
+    """["dpm++2m:10,15", "ddpm:25@bf16@i0.28-5.42@r"] -> [("dpm++2m", 10, "fp32", None, False),
+    ("dpm++2m", 15, "fp32", None, False), ("ddpm", 25, "bf16", (0.28, 5.42), True)]"""
     out = []
     for spec in specs:
         head, *tails = spec.split("@")
         sampler, _, steps = head.partition(":")
-        dtype, interval = "fp32", None
+        dtype, interval, reuse = "fp32", None, False
         try:
             for tail in tails:
                 if tail in ("fp32", "bf16"):
@@ -106,21 +108,24 @@ def parse_series(specs: list[str]) -> list[tuple[str, int, str, tuple[float, flo
                 elif tail.startswith("i"):
                     low, high = (float(v) for v in tail[1:].split("-"))
                     interval = (low, high)
+                elif tail == "r":
+                    reuse = True
                 else:
                     raise ValueError(tail)
-            if sampler not in SAMPLERS or not steps:
+            if sampler not in SAMPLERS or not steps or (reuse and not interval):
                 raise ValueError(head)
             counts = [int(s) for s in steps.split(",")]
         except ValueError:
-            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...][@fp32|@bf16][@iLOW-HIGH] with a sampler in "
-                             f"{', '.join(SAMPLERS)}; got {spec!r}") from None
-        out += [(sampler, n, dtype, interval) for n in counts]
+            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...][@fp32|@bf16][@iLOW-HIGH[@r]] with a sampler "
+                             f"in {', '.join(SAMPLERS)}; got {spec!r}") from None
+        out += [(sampler, n, dtype, interval, reuse) for n in counts]
     return out
 
 
-def setting_name(sampler: str, steps: int, dtype: str, interval: tuple[float, float] | None = None) -> str:
+def setting_name(sampler: str, steps: int, dtype: str, interval: tuple[float, float] | None = None,
+                 reuse: bool = False) -> str:
     return (f"{sampler}-{steps}" + ("" if dtype == "fp32" else f"-{dtype}")
-            + (f"-i{interval[0]:g}-{interval[1]:g}" if interval else ""))
+            + (f"-i{interval[0]:g}-{interval[1]:g}" if interval else "") + ("-reuse" if reuse else ""))
 
 
 def main() -> None:
@@ -152,14 +157,15 @@ def main() -> None:
     reference = parse_series([args.reference])[0]
     settings = [s for s in parse_series(args.series) if s != reference] + [reference]
     rows = []
-    for sampler, steps, dtype, interval in settings:
+    for sampler, steps, dtype, interval, reuse in settings:
         cfg = EvalConfig(data=args.data, n=args.n, splits=tuple(args.splits.split(",")),
                          guidance_scales=(args.guidance_scale,), steps=str(steps),
                          sampler=sampler, batch_size=args.batch_size)
         t0 = time.perf_counter()
-        pipes[dtype].guidance_interval = interval
-        row = evaluate(pipes[dtype], scorer, cfg, out / setting_name(sampler, steps, dtype, interval))[1]
+        pipes[dtype].guidance_interval, pipes[dtype].guidance_reuse = interval, reuse
+        row = evaluate(pipes[dtype], scorer, cfg, out / setting_name(sampler, steps, dtype, interval, reuse))[1]
         row = {"sampler": sampler, "steps": steps, "dtype": dtype, **({"interval": interval} if interval else {}),
+               **({"reuse": True} if reuse else {}),
                **row,
                "seconds": round(time.perf_counter() - t0, 1)}
         rows.append(row)

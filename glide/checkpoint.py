@@ -7,6 +7,7 @@ A model folder holds `model.safetensors` (our parameter names) and `config.json`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -250,8 +251,22 @@ def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torc
     return ModelConfig.from_dict(doc["model"]), sd, doc
 
 
+# Files of a model folder that document it and do not change what it computes.
+_DOCUMENTATION = ("MODEL_CARD.md", "README.md", "NOTICE", "LICENSE")
+
+
 def model_key(path: str | os.PathLike) -> str:
-    """Identity of a model folder or weights file for caches: names, sizes and times of its files."""
+    """Identity of a model folder or weights file for caches (glide eval's samples and features): a digest of the
+    names and contents of the files that define the model. Documentation (the model card, NOTICE) and file times
+    are left out, so a clone or a copy of the folder, or an edited model card, keeps its caches. About 0.05 s for
+    the bundled base; callers compute it only when a cache needs it."""
     path = Path(path)
-    files = sorted(path.glob("*")) if path.is_dir() else [path]
-    return json.dumps([[f.name, os.stat(f).st_size, int(os.stat(f).st_mtime)] for f in files if f.is_file()])
+    files = sorted(f for f in path.iterdir() if f.is_file() and f.name not in _DOCUMENTATION) if path.is_dir() \
+        else [path]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

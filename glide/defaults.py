@@ -19,11 +19,21 @@ GUIDANCE_INTERVAL: tuple[float, float] | None = None
 # and 6 of the 20 steps skip their second half. eps models (the official checkpoints) are guided at every step, as
 # the official notebooks do.
 INPAINT_GUIDANCE_INTERVAL = (0.5, float("inf"))
+# Outside an interval, reuse the last guided step's difference instead of dropping guidance (--guidance-reuse).
+# Off: for text-to-image at sigma > 0.5 it recovers most of the CLIP score (-0.013 +- 0.012 against every step) but
+# still moves colours measurably (+0.19 +- 0.06; docs/benchmarks.md); inpainting scores best without guidance there.
+GUIDANCE_REUSE = False
 
 
 def inpaint_guidance_interval(prediction: str) -> tuple[float, float] | None:
     """The default inpainting guidance interval of a model, by what it predicts ("eps" or "v")."""
     return INPAINT_GUIDANCE_INTERVAL if prediction == "v" else None
+
+
+def interval_text(interval: tuple[float, float] | None) -> str:
+    """A guidance interval as `--guidance-interval` takes it and PNG settings, eval results and cache keys record
+    it: "0.5,inf", or "all" for None (every step guided; JSON has no number for infinity)."""
+    return f"{float(interval[0]):g},{float(interval[1]):g}" if interval else "all"
 
 
 # Inpainting keeps most of the image, and a stronger pull towards the prompt helps the repainted region.

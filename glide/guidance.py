@@ -65,23 +65,34 @@ def noise_interval(alpha_bar: Sequence[float] | np.ndarray,
 
 
 def classifier_free(model: GLIDE | Callable[..., torch.Tensor], cond: ModelInputs, uncond: ModelInputs, scale: float,
-                    active: Callable[[torch.Tensor], bool] | None = None):
+                    active: Callable[[torch.Tensor], bool] | None = None, reuse: bool = False):
     """A classifier-free-guided denoiser; skips the wasted half when the scale makes it irrelevant.
-    `active(t)` (see `noise_interval`): guide only at the timesteps where it is true, else run `cond` alone."""
+    `active(t)` (see `noise_interval`): guide only at the timesteps where it is true, else run `cond` alone.
+    `reuse`: at those other timesteps, once a guided step has run, add its guidance difference to the conditional
+    prediction instead of dropping guidance: below the interval the pull towards the caption fades out with the
+    noise (a fixed eps difference moves x_0 in proportion to sigma) instead of stopping, still at one row per
+    image. The denoiser keeps that difference, so make one per sampling run (as `Pipeline.sample` does)."""
     if scale == 1.0:
         return conditional(model, cond)
     if scale == 0.0:
         return conditional(model, uncond)
     both = _cat(cond, uncond)
     plain = conditional(model, cond)
+    last: list[torch.Tensor] = []  # the last guided step's eps(x | caption) - eps(x | empty), with `reuse`
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if active is not None and not active(t):
-            return plain(x, t)
-        out = model(torch.cat([x, x]), torch.cat([t, t]), **both)
         c = x.shape[1]
+        if active is not None and not active(t):
+            out = plain(x, t)
+            if not (reuse and last):
+                return out
+            return torch.cat([out[:, :c] + (scale - 1) * last[0], out[:, c:]], dim=1)
+        out = model(torch.cat([x, x]), torch.cat([t, t]), **both)
         cond_out, uncond_out = out.chunk(2)
-        eps = uncond_out[:, :c] + scale * (cond_out[:, :c] - uncond_out[:, :c])
+        diff = cond_out[:, :c] - uncond_out[:, :c]
+        if reuse:
+            last[:] = [diff]
+        eps = uncond_out[:, :c] + scale * diff
         return torch.cat([eps, cond_out[:, c:]], dim=1)
 
     return denoise

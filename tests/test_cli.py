@@ -258,3 +258,9 @@ def test_guidance_interval_flag_is_recorded_and_repeated(converted, tmp_path):
         meta = json.loads(im.text["glide"])
     assert meta["guidance_interval"] == "0.3,inf"
     assert "--guidance-interval 0.3,inf" in meta["command"]
+    assert "guidance_reuse" not in meta and "--guidance-reuse" not in meta["command"]
+    assert _in_process("sample", "a red apple", "--model", converted, "-n", 1, "--steps", 3, "--seed", 1, "-q",
+                       "--guidance-interval", "0.3,inf", "--guidance-reuse", "--out", out) == 0
+    with Image.open(out) as im:
+        meta = json.loads(im.text["glide"])
+    assert meta["guidance_reuse"] is True and "--guidance-interval 0.3,inf --guidance-reuse" in meta["command"]

@@ -79,6 +79,7 @@ CASES = [
     (["sample", "x", "--guidance-interval", "2,1"], "0 <= LOW < HIGH"),
     (["sample", "x", "--guidance-interval", "0.3"], "LOW,HIGH"),
     (["inpaint", "{d}/red.png", "x", "--box", "0,0,8,8", "--guidance-interval", "a,b"], "LOW,HIGH"),
+    (["sample", "x", "--guidance-reuse"], "guides every step; give one with --guidance-interval"),
     # -- sample: text, devices, output paths ------------------------------------------------------------------
     (["sample", "caf\udce9 au lait"], "not valid UTF-8"),
     (["sample", "x", "--device", "banana"], "banana"),

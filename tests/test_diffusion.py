@@ -126,6 +126,35 @@ def test_guidance_interval_runs_the_conditional_half_alone_outside_it():
     assert calls[0] == 2
 
 
+def test_guidance_reuse_adds_the_last_guided_difference_outside_the_interval():
+    """With reuse, a step outside the interval runs the conditional half alone and adds the difference of the
+    last guided step (scaled like guidance); before any guided step there is none to add."""
+    calls = []
+
+    def model(x, t, text=None):
+        calls.append(len(x))
+        return torch.cat([x * text[:, None, None, None] * (1 + t[:, None, None, None]), x * 0 + text[:, None, None, None]], 1)
+
+    ab = torch.tensor([0.99, 0.5, 0.2, 0.01]).numpy()  # sigma = 0.10, 1.0, 2.0, 9.95
+    active = guidance.noise_interval(ab, (0.5, 2.0))
+    x, c = torch.ones(2, 3, 2, 2), {"text": torch.tensor([3.0, 3.0])}
+    u = {"text": torch.tensor([1.0, 1.0])}
+    denoise = guidance.classifier_free(model, c, u, 2.5, active, reuse=True)
+    steps = [torch.tensor([k, k]) for k in (3, 2, 1, 0)]  # sampling order: high noise first
+    outs = [denoise(x, t) for t in steps]
+    assert calls == [2, 4, 4, 2]  # one row per image outside the interval
+    torch.testing.assert_close(outs[0], model(x, steps[0], **c))  # nothing guided yet: conditional alone
+    for out, k in zip(outs[1:3], (2, 1)):  # guided: (1 + k) + 2.5 * (3 (1 + k) - (1 + k))
+        torch.testing.assert_close(out[:, :3], torch.full((2, 3, 2, 2), (1 + k) * (1 + 2.5 * 2)))
+    # t = 0: eps(x | caption) = 3, plus (2.5 - 1) times the last difference, 2 (1 + 1) at t = 1 (t = 0's own is 2)
+    torch.testing.assert_close(outs[3][:, :3], torch.full((2, 3, 2, 2), 3 + 1.5 * 4))
+    torch.testing.assert_close(outs[3][:, 3:], torch.full((2, 3, 2, 2), 3.0))  # conditional variance
+    plain = guidance.classifier_free(model, c, u, 2.5, active)  # without reuse: the conditional half as is
+    for t in steps:
+        plain(x, t)
+    torch.testing.assert_close(plain(x, steps[3]), model(x, steps[3], **c))
+
+
 def _record_rows(model: GLIDE):
     """The noise level sigma of each of the model's timesteps, and a list that gets (timestep, rows) per call."""
     ab = Diffusion.from_schedule(model.cfg.noise_schedule, model.cfg.diffusion_steps).alphas_cumprod
@@ -150,6 +179,12 @@ def test_pipeline_guides_only_inside_the_interval():
     guided = pipe(["a cat", "a dog"], steps=10, seed=0, progress=False)
     assert len(seen) == 10 and {n for _, n in seen} == {2, 4}
     assert all((n == 4) == (0.3 < sigma[t] <= 3.0) for t, n in seen), seen
+    seen.clear()
+    pipe.guidance_reuse = True  # the same rows per call; the steps below the interval add the last difference
+    reused = pipe(["a cat", "a dog"], steps=10, seed=0, progress=False)
+    assert all((n == 4) == (0.3 < sigma[t] <= 3.0) for t, n in seen) and min(sigma[t] for t, _ in seen) <= 0.3
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(reused, guided))
+    pipe.guidance_reuse = False
     pipe.guidance_interval = (0.0, float("inf"))
     everywhere = pipe(["a cat", "a dog"], steps=10, seed=0, progress=False)
     pipe.guidance_interval = None
@@ -170,6 +205,9 @@ def test_default_guidance_intervals():
     assert v.inpaint_guidance_interval == defaults.INPAINT_GUIDANCE_INTERVAL
     with pytest.raises(GlideError, match="low < high"):
         guidance.noise_interval([0.5, 0.1], (1.0, 0.5))
+    # One notation for the command line, PNG settings, eval results and cache keys.
+    assert defaults.interval_text(defaults.INPAINT_GUIDANCE_INTERVAL) == "0.5,inf"
+    assert defaults.interval_text((0.28, 5.42)) == "0.28,5.42" and defaults.interval_text(None) == "all"
 
 
 def test_inpainting_uses_its_own_guidance_interval():

@@ -1,7 +1,6 @@
 """Evaluation: the metrics against closed forms, and `glide eval` end to end on a tiny model."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +151,26 @@ def test_eval_cli_table_and_cache(tiny64, tmp_path):
     run_cli(*args, "--dtype", "bf16", check=True)
     assert len(list((tmp_path / "ev" / "samples").glob("*/*.npz"))) == 8
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["config"]["dtype"] == "bf16"
+
+
+def test_model_key_follows_the_weights_not_the_paperwork(tiny64, tmp_path):
+    """Eval caches key on the model's contents: a copy of the folder (new times, as after a clone) or an edited
+    model card keeps them; other weights do not."""
+    import shutil
+
+    from glide.checkpoint import model_key
+
+    model = Path(tiny64[0])
+    copy = tmp_path / "copy"
+    shutil.copytree(model, copy)
+    (copy / "MODEL_CARD.md").write_text("# a card written later\n")
+    (copy / "NOTICE").write_text("attributions\n")
+    assert model_key(copy) == model_key(model)
+    weights = next(copy.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert model_key(copy) != model_key(model)
 
 
 def test_eval_errors(tiny64, tmp_path):
@@ -408,9 +427,11 @@ def test_eval_scores_the_cascades_256px_samples(tiny64, tmp_path):
     (cached,) = (tmp_path / "ev" / "samples" / "g1-256").glob("*.npz")
     with np.load(cached) as z:
         assert z["x"].shape == (4, 256, 256, 3)
-    # Another upsampler (here: the same files, touched) is another cache key: sampled again, not reused.
-    for f in up.iterdir():
-        os.utime(f, (f.stat().st_atime, f.stat().st_mtime + 10))
+    # Another upsampler (here: one weight's lowest bit flipped) is another cache key: sampled again, not reused.
+    weights = up / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-2] ^= 1  # the low byte of the last fp16 value: its mantissa
+    weights.write_bytes(bytes(raw))
     run_cli(*args, check=True)
     assert len(list((tmp_path / "ev" / "samples" / "g1-256").glob("*.npz"))) == 2
 

@@ -3,6 +3,7 @@ and writing images that carry their settings (see `glide info`)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -95,15 +96,26 @@ def _pipeline(args, need_upsampler: bool = False, inpaint: bool = False):
         clip = default_model("clip")
     pipe = Pipeline.from_pretrained(model, device=args.device, dtype=args.dtype, upsampler=upsampler, clip=clip)
     pipe.low_res_consistency = not getattr(args, "no_consistency", False)
-    if getattr(args, "guidance_interval", None) is not None:  # else the defaults (glide.defaults)
+    _guidance_steps(pipe, args, inpaint)
+    if pipe.cfg.super_res:
+        raise GlideError(f"{model} is an upsampler; this command needs a base (64 px) model (--model)")
+    return pipe
+
+
+def _guidance_steps(pipe, args, inpaint: bool = False) -> None:
+    """--guidance-interval and --guidance-reuse onto the pipeline (else the defaults of glide.defaults)."""
+    if getattr(args, "guidance_interval", None) is not None:
         interval = args.guidance_interval or None
         if inpaint:
             pipe.inpaint_guidance_interval = interval
         else:
             pipe.guidance_interval = interval
-    if pipe.cfg.super_res:
-        raise GlideError(f"{model} is an upsampler; this command needs a base (64 px) model (--model)")
-    return pipe
+    reuse = getattr(args, "guidance_reuse", None)
+    if reuse and not (pipe.inpaint_guidance_interval if inpaint else pipe.guidance_interval):
+        raise GlideError("--guidance-reuse acts outside a guidance interval, and this run guides every step; "
+                         "give one with --guidance-interval LOW,HIGH")
+    if reuse is not None:
+        pipe.guidance_reuse = reuse
 
 
 def _png_text(meta: dict) -> dict[str, str]:
@@ -116,21 +128,26 @@ def _run_settings(pipe, upsample: bool, guided: bool = True, inpaint: bool = Fal
     out = {"dtype": pipe.precision.name}
     if upsample:
         out["upsample_dtype"] = pipe.precision_for(pipe.upsampler).name
-    if guided:  # as --guidance-interval takes it ("0.5,inf"), which JSON has no number for
+    if guided:
         iv = pipe.inpaint_guidance_interval if inpaint else pipe.guidance_interval
-        out["guidance_interval"] = f"{iv[0]:g},{iv[1]:g}" if iv else "all"
+        out["guidance_interval"] = defaults.interval_text(iv)
+        if iv and pipe.guidance_reuse:
+            out["guidance_reuse"] = True
     return out
 
 
 def _interval_option(s, inpaint: bool = False) -> None:
     """--guidance-interval, for the commands that take a classifier-free guidance scale."""
-    low, high = defaults.INPAINT_GUIDANCE_INTERVAL
-    default = (f"{low:g},{high:g} for v-prediction models such as the bundled base, all for eps models such as the "
-               "official ones") if inpaint else "all"
+    default = (f"{defaults.interval_text(defaults.INPAINT_GUIDANCE_INTERVAL)} for v-prediction models such as the "
+               "bundled base, all for eps models such as the official ones") if inpaint else "all"
     s.add_argument("--guidance-interval", type=_interval, default=None, metavar="LOW,HIGH",
                    help="guide only at the steps whose noise level sigma = sqrt((1-alpha_bar)/alpha_bar) lies in "
                         "(LOW, HIGH], elsewhere run the conditional model alone (one forward pass instead of two); "
                         f"'all' guides every step (default: {default})")
+    s.add_argument("--guidance-reuse", action=argparse.BooleanOptionalAction, default=None,
+                   help="outside the guidance interval, add the last guided step's difference instead of dropping "
+                        "guidance: nearer to guidance at every step, at the same speed as the interval "
+                        f"(default: {'on' if defaults.GUIDANCE_REUSE else 'off'})")
 
 
 def _save(images, out: Path, individual: bool, cols: int | None = None, metas: list[dict] | None = None,

@@ -10,7 +10,7 @@ from .. import defaults
 from ..errors import GlideError
 from .args import DTYPE_CHOICES, DTYPE_HELP, _finite, _interval, _positive_int, _scales, _seed, _steps
 from ..samplers import GUIDABLE
-from .common import SAMPLER_NAMES, _check_device, _run_settings
+from .common import SAMPLER_NAMES, _check_device, _guidance_steps, _run_settings
 
 
 EVAL_HELP = """Sample a base model on held-out captions and score the samples against the real images.
@@ -33,7 +33,7 @@ def _eval_defaults(mode: str) -> dict:
              steps=str(defaults.SWEEP_STEPS) if sweep else str(defaults.STEPS), sampler=defaults.CLIP_SAMPLER if sweep else defaults.SAMPLER,
              seed=0, batch_size=defaults.EVAL_BATCH_SIZE, clip_model=None, judge_clip=None, open_clip_act="quickgelu",
              inception_weights=None, cache_dir=None, out={"sweep": "eval-sweep", "coco": "eval-coco"}.get(mode, "eval"),
-             guidance_interval=None,
+             guidance_interval=None, guidance_reuse=None,
              device=None, dtype=None, quiet=False, upsample=False, upsampler=None,
              upsample_steps=defaults.UPSAMPLE_STEPS)
     if coco:
@@ -89,6 +89,9 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
     add("--guidance-interval", type=_interval, metavar="LOW,HIGH",
         help="classifier-free guidance only where the noise level sigma lies in (LOW, HIGH]; 'all': every step "
              "(default: all)")
+    add("--guidance-reuse", action=argparse.BooleanOptionalAction,
+        help="outside the guidance interval, add the last guided step's difference instead of dropping guidance "
+             f"(default: {'on' if defaults.GUIDANCE_REUSE else 'off'})")
     add("--steps", type=_steps, help="sampling steps, or a respacing like fast27")
     add("--sampler", choices=SAMPLER_NAMES, help="sampler")
     add("--seed", type=_seed, help="seed of the caption draw and of the noise")
@@ -167,8 +170,7 @@ def cmd_eval(args) -> int:
                                     clip=clip_dir if any(cfg.clip_scales) else None)
     if pipe.cfg.super_res:
         raise GlideError(f"{model} is an upsampler; glide eval scores 64 px base models")
-    if args.guidance_interval is not None:  # else glide.defaults.GUIDANCE_INTERVAL
-        pipe.guidance_interval = args.guidance_interval or None
+    _guidance_steps(pipe, args)
     check_settings(pipe, cfg)  # before a long COCO preparation
     reference = None
     if mode == "coco":

@@ -37,8 +37,9 @@ def cmd_sample(args) -> int:
             repeat += ["--upsample"] if args.upsample else []
             repeat += ["--dtype", args.dtype] if args.dtype else []
             if args.guidance_interval is not None:
-                iv = args.guidance_interval
-                repeat += ["--guidance-interval", f"{iv[0]:g},{iv[1]:g}" if iv else "all"]
+                repeat += ["--guidance-interval", defaults.interval_text(args.guidance_interval or None)]
+            if args.guidance_reuse is not None:
+                repeat += ["--guidance-reuse" if args.guidance_reuse else "--no-guidance-reuse"]
             metas.append({"prompt": prompt, "seed": s, **common, "command": shlex.join(repeat)})
     grid_meta = {"prompt": args.prompt if len(args.prompt) > 1 else args.prompt[0], "seed": seed,
                  "seeds": f"image j of each prompt: seed {seed} + j", "num_images": args.num_images, **common}

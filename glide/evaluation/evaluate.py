@@ -161,9 +161,12 @@ def _savez_atomic(path: Path, **arrays) -> None:
         np.savez_compressed(f, **arrays)
 
 
-def _interval_key(interval) -> list[str]:
-    """A guidance interval in a sample cache key; none when every step is guided, so old caches stay valid."""
-    return [f"interval{float(interval[0]):g},{float(interval[1]):g}"] if interval else []
+def _interval_key(interval, reuse: bool = False) -> list[str]:
+    """A guidance interval (and whether its outside reuses the last difference) in a sample cache key; none when
+    every step is guided, so old caches stay valid."""
+    if not interval:
+        return []
+    return ["interval" + defaults.interval_text(interval)] + (["reuse"] if reuse else [])
 
 
 def _cached(path: Path, make):
@@ -321,7 +324,8 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
         if cache is not None:
             key = _digest(pipe.model_key, _precision_key(pipe.precision), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
                           setting.guidance_scale, setting.clip_scale, *up_key,
-                          *_interval_key(pipe.guidance_interval if setting.guidance_scale not in (0, 1) else None))
+                          *_interval_key(pipe.guidance_interval if setting.guidance_scale not in (0, 1) else None,
+                                         pipe.guidance_reuse))
             folder = setting.sampling_name + ("-256" if cfg.upsample else "")
             path = cache / folder / f"b{b:04d}-{key}.npz"
         if path is not None and path.is_file():
