@@ -270,3 +270,22 @@ def model_key(path: str | os.PathLike) -> str:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+class LazyModelKey:
+    """An attribute holding a `model_key`: set it to a folder (a Path) and it is digested when first read, so
+    that loading a model does not pay for a key that only caches use; or set it to the key itself."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__.get(self.slot, "")
+        if isinstance(value, Path):
+            value = obj.__dict__[self.slot] = model_key(value)
+        return value
+
+    def __set__(self, obj, value: str | Path) -> None:
+        obj.__dict__[self.slot] = value

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -13,7 +12,7 @@ import torch
 from PIL import Image
 
 from . import defaults, guidance, hooks, samplers
-from .checkpoint import model_key
+from .checkpoint import LazyModelKey
 from .config import ModelConfig
 from .diffusion import Diffusion
 from .errors import GlideError
@@ -36,6 +35,9 @@ class Pipeline(EditingMixin):
     >>> edited = pipe.inpaint(images[0], mask, "a green apple")
     >>> big = pipe.upsample(images, "a red apple")
     """
+
+    model_key = LazyModelKey()
+    clip_key = LazyModelKey()
 
     def __init__(self, model: GLIDE, device: str | torch.device | None = None, dtype: str | torch.dtype | None = None,
                  upsampler: GLIDE | None = None, clip=None, compile: bool | str = False):
@@ -73,9 +75,9 @@ class Pipeline(EditingMixin):
         self._alpha_bars: dict[tuple, np.ndarray] = {}
         self._diffusions: dict[tuple, Diffusion] = {}
         # Identity of the loaded weights (glide.checkpoint.model_key of the folders from_pretrained loaded; empty for
-        # models passed in), for caches of what they sample: glide eval keys its cached batches on them. A digest
-        # of the weights, so it is computed when first read, not on every load.
-        self._keys: dict[str, str | Path] = {"model": "", "clip": ""}
+        # models passed in), for caches of what they sample: glide eval keys its cached batches on them.
+        self.model_key = ""
+        self.clip_key = ""
 
     @classmethod
     def from_pretrained(cls, spec: str | os.PathLike, device: str | torch.device | None = None,
@@ -91,29 +93,8 @@ class Pipeline(EditingMixin):
             clip_dir = resolve_model("official:clip" if str(clip) == "official" else clip)
             noised_clip = load_clip(clip_dir, device)
         pipe = cls(model, device, dtype, upsampler=up, clip=noised_clip)
-        pipe._keys = {"model": resolve_model(spec), "clip": clip_dir or ""}
+        pipe.model_key, pipe.clip_key = resolve_model(spec), clip_dir or ""  # digested when first read
         return pipe
-
-    def _key(self, role: str) -> str:
-        if isinstance(self._keys[role], Path):
-            self._keys[role] = model_key(self._keys[role])
-        return self._keys[role]
-
-    @property
-    def model_key(self) -> str:
-        return self._key("model")
-
-    @model_key.setter
-    def model_key(self, key: str) -> None:
-        self._keys["model"] = key
-
-    @property
-    def clip_key(self) -> str:
-        return self._key("clip")
-
-    @clip_key.setter
-    def clip_key(self, key: str) -> None:
-        self._keys["clip"] = key
 
     def clip_guidance(self, prompts: Sequence[str], scale: float):
         """cond_fn for CLIP guidance (GLIDE §3.2): shift the mean by variance * scale * grad of the CLIP
