@@ -57,7 +57,7 @@ class Pipeline(EditingMixin):
         self.guidance_interval: tuple[float, float] | None = defaults.GUIDANCE_INTERVAL
         self.inpaint_guidance_interval = defaults.inpaint_guidance_interval(model.cfg.prediction)
         # Outside the interval, add the last guided step's difference instead of dropping guidance
-        # (glide.guidance.classifier_free): closer to guidance at every step, at the interval's cost.
+        # (glide.guidance.classifier_free): closer to guidance at every step, at the speed of the interval.
         self.guidance_reuse = defaults.GUIDANCE_REUSE
         # On CPU, NHWC convolutions are 10-30% faster (bench/cpu_sample.py); on CUDA the default is kept.
         fmt = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
