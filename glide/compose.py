@@ -40,10 +40,11 @@ ACTIONS = ("generate", "image", "inpaint", "sdedit", "upsample")
 STARTS = ("generate", "image")
 # The keys each action accepts (besides `action`); anything else is a typo worth reporting.
 KEYS = {
-    "generate": {"caption", "seed", "sampler", "steps", "guidance", "n", "pick"},
+    "generate": {"caption", "seed", "sampler", "steps", "guidance", "guidance_interval", "n", "pick"},
     "image": {"path"},
-    "inpaint": {"caption", "seed", "sampler", "steps", "guidance", "box", "mask", "n", "pick"},
-    "sdedit": {"caption", "seed", "sampler", "steps", "guidance", "strength", "box", "mask", "n", "pick"},
+    "inpaint": {"caption", "seed", "sampler", "steps", "guidance", "guidance_interval", "box", "mask", "n", "pick"},
+    "sdedit": {"caption", "seed", "sampler", "steps", "guidance", "guidance_interval", "strength", "box", "mask", "n",
+               "pick"},
     "upsample": {"caption", "seed", "sampler", "steps", "temperature"},
 }
 SCRIPT_NAME = "scene.toml"
@@ -59,6 +60,7 @@ class Step:
     sampler: str | None = None
     steps: int | str | None = None
     guidance: float | None = None
+    guidance_interval: str | None = None  # "LOW,HIGH" or "all" (defaults.parse_interval); None: the model's default
     strength: float | None = None
     temperature: float | None = None
     n: int | None = None  # make n candidates in one batch (candidate k from seed + k) ...
@@ -176,6 +178,12 @@ def parse_scene(data: dict, folder: Path = Path(".")) -> Scene:
                 raise GlideError(f"{where}: unknown sampler {step.sampler!r}; choose one of {', '.join(NAMES)}")
             guidance = defaults.INPAINT_GUIDANCE if action == "inpaint" else defaults.GUIDANCE
             step.guidance = _number(table.get("guidance", guidance), f"{where}: guidance", 0, 100)
+            if "guidance_interval" in table:
+                try:
+                    text = table["guidance_interval"]
+                    step.guidance_interval = defaults.interval_text(defaults.parse_interval(str(text)))
+                except ValueError as e:
+                    raise GlideError(f"{where}: guidance_interval: {e}") from None
             step.n = _int(table.get("n", 1), f"{where}: n", 1, 64)
             step.pick = _int(table.get("pick", 0), f"{where}: pick", 0, step.n - 1)
             steps = table.get("steps", defaults.STEPS)
@@ -279,10 +287,7 @@ def run_scene(scene: Scene, pipe, out: str | os.PathLike, progress: bool = True)
     """Run every step on `pipe` (a Pipeline with the scene's models), saving each stage into `out` and the
     resolved script as out/scene.toml (input files copied beside it, so the folder replays on its own).
     Returns the stage files."""
-    import numpy as np
-
-    from .editing import box_to_repaint, mask_to_repaint, open_image
-    from .images import fit_square, save_atomic, to_rgb
+    from .images import save_atomic
 
     size = pipe.cfg.unet.image_size
     check_scene(scene, size, pipe.upsampler is not None)
@@ -297,36 +302,58 @@ def run_scene(scene: Scene, pipe, out: str | os.PathLike, progress: bool = True)
                 copy = f"{i:02d}-{src.action}-{suffix}{Path(name).suffix.lower() or '.png'}"
                 copy_atomic(scene.folder / name, out / copy)
                 setattr(dst, key, copy)
+        if src.action in ("generate", "inpaint", "sdedit") and src.guidance_interval is None:
+            # Record the model's default, so that the folder replays the same under other defaults.
+            default = pipe.inpaint_guidance_interval if src.action == "inpaint" else pipe.guidance_interval
+            dst.guidance_interval = defaults.interval_text(default)
     write_text_atomic(out / SCRIPT_NAME, dump_scene(resolved))
 
     image = None
     files = []
-    for i, step in enumerate(scene.steps):
-        common = dict(steps=step.steps, sampler=step.sampler, seed=step.seed, progress=progress)
-        if step.action == "image":
-            im = to_rgb(open_image(scene.folder / step.path))
-            image = im if im.size == (size, size) else fit_square(im, size)
-        elif step.action == "generate":
-            image = pipe(step.caption, step.n, guidance_scale=step.guidance, **common)[step.pick]
-        else:
-            repaint = None
-            if step.box is not None:
-                repaint = box_to_repaint(size, size, tuple(step.box))
-            elif step.mask is not None:
-                repaint = mask_to_repaint(open_image(scene.folder / step.mask, "mask"))
-            if step.action == "inpaint":
-                image = pipe.inpaint(image, repaint, step.caption, step.n, guidance_scale=step.guidance,
-                                     **common)[step.pick]
-            elif step.action == "sdedit":
-                image = pipe.sdedit(image, step.caption, step.strength, mask=repaint, num_images=step.n,
-                                    guidance_scale=step.guidance, **common)[step.pick]
-            else:
-                image = pipe.upsample([image], step.caption, temperature=step.temperature, **common)[0]
-        assert image is not None and np.asarray(image).shape[2] == 3
-        files.append(save_atomic(image, out / stage_name(i, step)))
-        if progress:
-            print(f"{files[-1]}", file=sys.stderr)
+    kept = pipe.guidance_interval, pipe.inpaint_guidance_interval
+    try:
+        for i, (step, done) in enumerate(zip(scene.steps, resolved.steps)):
+            if done.guidance_interval is not None:
+                interval = defaults.parse_interval(done.guidance_interval)
+                pipe.guidance_interval = pipe.inpaint_guidance_interval = interval
+            image = _run_step(pipe, scene, step, image, size, progress)
+            files.append(save_atomic(image, out / stage_name(i, step)))
+            if progress:
+                print(f"{files[-1]}", file=sys.stderr)
+    finally:
+        pipe.guidance_interval, pipe.inpaint_guidance_interval = kept
     return files
+
+
+def _run_step(pipe, scene: Scene, step: Step, image, size: int, progress: bool):
+    """One step's result: the image after it."""
+    import numpy as np
+
+    from .editing import box_to_repaint, mask_to_repaint, open_image
+    from .images import fit_square, to_rgb
+
+    common = dict(steps=step.steps, sampler=step.sampler, seed=step.seed, progress=progress)
+    if step.action == "image":
+        im = to_rgb(open_image(scene.folder / step.path))
+        image = im if im.size == (size, size) else fit_square(im, size)
+    elif step.action == "generate":
+        image = pipe(step.caption, step.n, guidance_scale=step.guidance, **common)[step.pick]
+    else:
+        repaint = None
+        if step.box is not None:
+            repaint = box_to_repaint(size, size, tuple(step.box))
+        elif step.mask is not None:
+            repaint = mask_to_repaint(open_image(scene.folder / step.mask, "mask"))
+        if step.action == "inpaint":
+            image = pipe.inpaint(image, repaint, step.caption, step.n, guidance_scale=step.guidance,
+                                 **common)[step.pick]
+        elif step.action == "sdedit":
+            image = pipe.sdedit(image, step.caption, step.strength, mask=repaint, num_images=step.n,
+                                guidance_scale=step.guidance, **common)[step.pick]
+        else:
+            image = pipe.upsample([image], step.caption, temperature=step.temperature, **common)[0]
+    assert image is not None and np.asarray(image).shape[2] == 3
+    return image
 
 
 def compose(path: str | os.PathLike, out: str | os.PathLike, *, model: str | None = None,

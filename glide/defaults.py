@@ -31,9 +31,22 @@ def inpaint_guidance_interval(prediction: str) -> tuple[float, float] | None:
 
 
 def interval_text(interval: tuple[float, float] | None) -> str:
-    """A guidance interval as `--guidance-interval` takes it and PNG settings, eval results and cache keys record
-    it: "0.5,inf", or "all" for None (every step guided; JSON has no number for infinity)."""
+    """A guidance interval as `--guidance-interval` and scene scripts take it and PNG settings, eval results and
+    cache keys record it: "0.5,inf", or "all" for None (every step guided; JSON has no number for infinity)."""
     return f"{float(interval[0]):g},{float(interval[1]):g}" if interval else "all"
+
+
+def parse_interval(text: str) -> tuple[float, float] | None:
+    """The inverse of `interval_text`: "LOW,HIGH" (HIGH may be inf) or "all" (None). ValueError if malformed."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected LOW,HIGH (two noise levels) or 'all', got {text!r}") from None
+    if not 0 <= low < high:  # also false for NaN
+        raise ValueError(f"expected 0 <= LOW < HIGH, got {text!r}")
+    return low, high
 
 
 # Inpainting keeps most of the image, and a stronger pull towards the prompt helps the repainted region.

@@ -71,7 +71,9 @@ def test_a_scene_replays_to_identical_bytes(pipe, tmp_path):
     assert set(a) == {p.name for p in first} | {SCRIPT_NAME, "02-sdedit-mask.png"}
     resolved = tomllib.loads(a[SCRIPT_NAME].decode())
     assert resolved["step"][0] == dict(action="generate", caption="red apple, twemoji style", seed=derive_seed(7, 0),
-                                       sampler="dpm++2m-sde", steps=3, guidance=3.0, n=1, pick=0)
+                                       sampler="dpm++2m-sde", steps=3, guidance=3.0, guidance_interval="all", n=1,
+                                       pick=0)
+    assert resolved["step"][1]["guidance_interval"] == "0.5,inf"  # the bundled base's inpainting default, recorded
     assert resolved["step"][2]["mask"] == "02-sdedit-mask.png"  # inputs are copied beside the resolved script
     # The second run, through the command line from the resolved script in the first run's folder: the same bytes.
     assert main(["compose", str(tmp_path / "a" / SCRIPT_NAME), "--out", str(tmp_path / "b"), "--quiet"]) == 0
@@ -103,6 +105,19 @@ def test_the_docs_scene_replays_to_its_committed_stages(pipe, tmp_path):
         assert diff.mean() <= 0.5 and diff.max() <= 8, (p.name, diff.mean(), diff.max())
 
 
+def test_a_steps_guidance_interval_is_used_and_the_pipeline_keeps_its_own(pipe, tmp_path):
+    def stage(interval: str) -> bytes:
+        script = tmp_path / f"{interval}.toml"
+        script.write_text(GEN + f'steps = 3\nseed = 1\nguidance_interval = "{interval}"\n')
+        (png,) = run_scene(load_scene(script), pipe, tmp_path / interval, progress=False)
+        return png.read_bytes()
+
+    every = stage("all")
+    assert stage("0,inf") == every  # every noise level is above 0
+    assert stage("0.5,inf") != every  # the last step runs the conditional half alone
+    assert pipe.guidance_interval is None and pipe.inpaint_guidance_interval == (0.5, float("inf"))
+
+
 def _scene(text: str):
     return parse_scene(tomllib.loads(text))
 
@@ -131,6 +146,10 @@ GEN = '[[step]]\naction = "generate"\ncaption = "x"\n'
     (GEN + '[[step]]\naction = "upsample"\ncaption = "x"\n[[step]]\naction = "sdedit"\ncaption = "x"\n',
      r"step 2 \(sdedit\): step 1 already upsampled .* work at the base model's 64 px"),
     (GEN + '[[step]]\naction = "upsample"\ncaption = "x"\nsampler = "dpm++2m"\n', "upsampler samples with ddpm or ddim"),
+    ('[[step]]\naction = "generate"\ncaption = "x"\nguidance_interval = "2,1"\n',
+     r"step 0 \(generate\): guidance_interval: expected 0 <= LOW < HIGH"),
+    ('[[step]]\naction = "generate"\ncaption = "x"\nguidance_interval = 0.5\n', "guidance_interval: expected LOW,HIGH"),
+    (GEN + '[[step]]\naction = "upsample"\ncaption = "x"\nguidance_interval = "all"\n', "unknown key 'guidance_interval'"),
 ])
 def test_bad_scripts_are_refused_with_a_clear_message(text, message):
     with pytest.raises(GlideError, match=message):

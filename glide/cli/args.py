@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from .. import defaults
 from ..errors import GlideError
 
 
@@ -98,16 +99,10 @@ def _steps(s: str) -> str:
 def _interval(s: str) -> tuple[float, ...]:
     """--guidance-interval: "LOW,HIGH" (noise levels sigma, HIGH may be inf), or "all" (every step guided: an
     empty tuple, so that None can still mean "not given")."""
-    if s.strip().lower() == "all":
-        return ()
-    parts = s.split(",")
     try:
-        low, high = (float(v) for v in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH (two noise levels) or 'all', got {s!r}") from None
-    if math.isnan(low) or math.isnan(high) or not 0 <= low < high:
-        raise argparse.ArgumentTypeError(f"expected 0 <= LOW < HIGH, got {s!r}")
-    return low, high
+        return defaults.parse_interval(s) or ()
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _scales(s: str) -> tuple[float, ...]:
