@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from glide.runtime import cpu_description
+
 PROMPT = "red apple, twemoji style"
 
 
@@ -59,7 +61,7 @@ def main() -> None:
         "--help": ["--help"],
     }
     only = [c for c in args.only.split(",") if c]
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": os.cpu_count(),
+    machine = {**cpu_description(), "threads": os.cpu_count(),
                "python": platform.python_version()}
     print(f"{'command':<20} {'default':>9} {args.baseline:>13} {'ratio':>7}")
     for name, argv in commands.items():

@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections import defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+
+from glide.runtime import cpu_description
 
 from cpu_profile import guided_forward  # the same forward pass (bench/ is on the path when run as a script)
 
@@ -63,7 +64,7 @@ def main() -> None:
     b = torch.randn(4096, 4096, dtype=torch.bfloat16)
     matmul = 2 * 4096**3 / best_of(lambda: a @ b, 3) / 1e9
 
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    machine = {**cpu_description(), "threads": torch.get_num_threads(),
                "cores": os.cpu_count(), "torch": torch.__version__}
     lines = [{"forward_ms": round(wall * 1000, 1), "convolution_ms": round(conv_ms, 1),
               "bf16_matmul_4096_gflops": round(matmul, 1), **machine}]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections import defaultdict
 
@@ -18,6 +17,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from glide.pipeline import default_model, load_model
+from glide.runtime import cpu_description
 from glide.text import get_tokenizer
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         results[name] = op_times(forward(model, dtype), args.repeats)
     (fp32, wall32), (bf16, wall16) = results["fp32"], results["bf16"]
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    machine = {**cpu_description(), "threads": torch.get_num_threads(),
                "cores": os.cpu_count(), "torch": torch.__version__,
                "avx512_bf16": torch.cpu._is_avx512_bf16_supported()}
     print(f"one forward, {args.rows} rows: fp32 {wall32 * 1000:.0f} ms, bf16 {wall16 * 1000:.0f} ms "

@@ -16,6 +16,8 @@ rows come last. Start-up levers (lazy imports, skipping the weight init of a mod
 is about to be loaded) only show in whole commands: bench/cpu_commands.py times those.
 
 `--psnr` also samples the same noise in fp32 and in bf16 with every sampler and prints the PSNR between them.
+On a CPU without bf16 instructions (AVX512-BF16 or AMX) the bf16 rows and the PSNR are left out: bf16 is emulated
+there, several times slower than fp32 (`--emulated-bf16` runs them anyway).
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 
 import torch
 
 from glide.defaults import INPAINT_GUIDANCE_INTERVAL
 from glide.pipeline import Pipeline, default_model, load_model
-from glide.runtime import default_precision, keep_freed_memory
+from glide.runtime import cpu_description, cpu_has_native_bf16, default_precision, keep_freed_memory
 
 PROMPT = "red apple, twemoji style"
 
@@ -64,12 +65,17 @@ def main() -> None:
     ap.add_argument("--skip-cascade", action="store_true")
     ap.add_argument("--skip-compile", action="store_true")
     ap.add_argument("--psnr", action="store_true")
+    ap.add_argument("--emulated-bf16", action="store_true",
+                    help="run the bf16 rows also on a CPU without bf16 instructions (emulated: minutes per row)")
     ap.add_argument("--json", help="append the rows to this JSON-lines file")
     args = ap.parse_args()
+    bf16 = cpu_has_native_bf16() or args.emulated_bf16
+    if not bf16:
+        print("this CPU has no bf16 instructions: the bf16 rows are left out (--emulated-bf16 runs them)", flush=True)
 
     base, _ = load_model(default_model("base"))
     up, _ = load_model(default_model("upsampler"))
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    machine = {**cpu_description(), "threads": torch.get_num_threads(),
                "cores": os.cpu_count(), "torch": torch.__version__}
     rows: list[dict] = []
 
@@ -96,7 +102,8 @@ def main() -> None:
     for case, upsample in cases:
         run(case, "baseline", upsample=upsample)
         run(case, "NCHW instead of channels_last", fmt=torch.contiguous_format, upsample=upsample)
-        run(case, "bf16", dtype="bf16", upsample=upsample)
+        if bf16:
+            run(case, "bf16", dtype="bf16", upsample=upsample)
         if upsample:  # each model's own default: the base (v) in bf16, the upsampler (eps) mixed
             run(case, defaults, dtype=None, upsample=upsample)
         if not args.skip_compile:
@@ -106,10 +113,12 @@ def main() -> None:
     keep_freed_memory()
     for case, upsample in cases:
         run(case, "keep freed memory (malloc)", upsample=upsample)
-        run(case, "bf16 + malloc", dtype="bf16", upsample=upsample)
+        if bf16:
+            run(case, "bf16 + malloc", dtype="bf16", upsample=upsample)
         if upsample:
             run(case, f"{defaults} + malloc", dtype=None, upsample=upsample)
-        run(case, f"bf16 + malloc + {args.fast_steps} steps", dtype="bf16", steps=args.fast_steps, upsample=upsample)
+        run(case, f"{'bf16' if bf16 else 'fp32'} + malloc + {args.fast_steps} steps", dtype="bf16" if bf16 else "fp32",
+            steps=args.fast_steps, upsample=upsample)
     if args.json:
         with open(args.json, "a") as f:
             for r in rows:
@@ -118,7 +127,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['case']} | {r['lever']} | {r['seconds']:.1f} | {r['speedup']:.2f}x | {r['first_call_seconds']:.1f} |")
 
-    if args.psnr:
+    if args.psnr and bf16:
         from glide.samplers import SAMPLERS
 
         for sampler in SAMPLERS:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ import torch
 from glide import GLIDE, Pipeline
 from glide.images import to_uint8
 from glide.keys import from_official
+from glide.runtime import cpu_text
 from glide.official.options import config_from_options
 from glide.samplers import sample_ddim
 
@@ -52,7 +52,7 @@ PROMPT = "a corgi wearing a red bow tie"
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"{cpu_text()}, {torch.get_num_threads()} threads"
 
 
 def sync(device: torch.device) -> None:

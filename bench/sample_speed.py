@@ -15,18 +15,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import time
 
 import torch
 
 from glide import GLIDE, Pipeline, get_preset
+from glide.runtime import cpu_text
 
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"{cpu_text()}, {torch.get_num_threads()} threads"
 
 
 def sync(device):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from glide.config import get_preset  # noqa: E402
 from glide.training import TrainConfig  # noqa: E402
 from glide.training.trainer import Trainer  # noqa: E402
+from glide.runtime import cpu_text  # noqa: E402
 
 VARIANTS = {  # name -> TrainConfig overrides
     "eager-streamed": {},
@@ -49,15 +49,7 @@ VARIANTS = {  # name -> TrainConfig overrides
 def machine(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+    return f"{cpu_text()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
 
 
 def synthetic_data(folder: Path, size: int, n: int = 512) -> Path:

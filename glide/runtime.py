@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import platform
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +34,33 @@ def cpu_has_native_bf16() -> bool:
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+def warn_if_bf16_is_emulated(device: torch.device, dtype: torch.dtype, what: str) -> None:
+    """Warn when bf16 is asked for on a CPU without bf16 instructions: oneDNN then emulates it, about 8x slower than
+    fp32 for the bundled base (0.95 s against 7.5 s per guided 4-image step on 2 cores of an AMD EPYC Zen 3)."""
+    if device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_native_bf16():
+        warnings.warn(f"{what}: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated and runs "
+                      "several times slower than fp32; use fp32 here", stacklevel=3)
+
+
+def cpu_description() -> dict:
+    """What a benchmark row records about the CPU, the things that decide its figures: the model name, the
+    vector instruction set torch's kernels dispatch to (AVX512, AVX2, ...) and whether it has bf16 instructions."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    except OSError:  # not Linux
+        pass
+    return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": cpu_has_native_bf16()}
+
+
+def cpu_text() -> str:
+    """`cpu_description` in a line: "AMD EPYC (AVX2, no bf16 instructions)"."""
+    d = cpu_description()
+    return f"{d['cpu']} ({d['cpu_capability']}, {'bf16' if d['native_bf16'] else 'no bf16'} instructions)"
 
 
 # An eps model's x_0 estimate, (x_t - sqrt(1 - ab) eps) / sqrt(ab), scales the rounding error of eps by

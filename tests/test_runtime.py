@@ -3,6 +3,7 @@ prompt, and start-up work that sampling must not pay for."""
 
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -117,6 +118,19 @@ def test_default_precision(monkeypatch):
     assert Pipeline(GLIDE(eps), "cpu", "bf16").precision == bf16
     with pytest.raises(GlideError, match="mixed"):
         Pipeline(base, "cpu", "int8")
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_asked_for_on_a_cpu_without_bf16_instructions_warns(monkeypatch, native):
+    """There bf16 is emulated, several times slower than fp32: asking for it (bf16 or mixed) says so; fp32 and
+    the default (fp32 on such a CPU) stay quiet."""
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    model = GLIDE(get_preset("tiny"))
+    for dtype, warns in (("bf16", not native), ("mixed", not native), ("fp32", False), (None, False)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Pipeline(model, "cpu", dtype)
+        assert [("emulated" in str(w.message)) for w in caught] == ([True] if warns else []), dtype
 
 
 def test_mixed_precision_switches_at_half_alpha_bar():

@@ -26,6 +26,7 @@ from ..data.filter import data_filter_record
 from ..data.loader import BatchStream, Position
 from ..errors import GlideError
 from ..files import write_text_atomic
+from ..runtime import warn_if_bf16_is_emulated
 from . import state as ckpt_io
 from .config import TrainConfig
 from .distributed import Distributed, local
@@ -119,6 +120,9 @@ class Trainer:
                 torch.cuda.set_rng_state(ckpt_io.rng_from_str(rank_state["rng"]["cuda"]), self.device)
 
         # forward + loss, eager or compiled as one graph (step.py)
+        if self.dist.rank == 0:
+            warn_if_bf16_is_emulated(self.device, torch.bfloat16 if self._precision() == "bf16" else torch.float32,
+                                     'precision = "bf16"')
         self.loss_fn = make_loss_fn(self.task, self.net, self.dgen, torch.bfloat16 if self._precision() == "bf16" else None,
                                     cfg.compile, cfg.compile_mode)
 
