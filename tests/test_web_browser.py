@@ -171,6 +171,8 @@ def test_generate_edit_undo_in_the_browser(server, page, shots):
     assert [(s["action"], s["seed"], s["n"], s["pick"]) for s in scene["step"]] == [("generate", 0, 4, 0),
                                                                                     ("inpaint", 1, 2, 0)]
     assert scene["step"][1]["caption"] == "smiling face with sunglasses, twemoji style"
+    # the guidance interval the page used, recorded: the bundled base's defaults for each action
+    assert [s["guidance_interval"] for s in scene["step"]] == ["all", "0.5,inf"]
     assert mask.shape == (64, 64) and mask[28:36, 28:36].all() and not mask[:8].any()
     page.click("#edit-undo")
     assert "Undone" in status(page, "edit-status", "Undone", 30)

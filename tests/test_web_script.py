@@ -30,12 +30,24 @@ def pixels(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
-def test_exported_history_replays_to_the_pages_images(studio, tmp_path):
-    # What the page does: generate, send image 1 to Edit, paint, edit, use result 1, edit again, use result 0.
+@pytest.fixture
+def every_step_guided(studio):
+    """The page's pipeline guiding inpainting at every step: not the default, which a replay would use unless
+    the exported script records the interval."""
+    default = studio.pipe.inpaint_guidance_interval
+    assert default is not None
+    studio.pipe.inpaint_guidance_interval = None
+    yield
+    studio.pipe.inpaint_guidance_interval = default
+
+
+def test_exported_history_replays_to_the_pages_images(studio, tmp_path, every_step_guided):
+    # What the page does (web/app.py): generate, send image 1 to Edit, paint, edit, use result 1, edit again, use
+    # result 0; each action's settings carry the guidance interval the page used.
     job, seed = studio.generate("red apple, twemoji style", num_images=2, steps=3, seed=5)
     generated = job.result()
     settings = dict(prompt="red apple, twemoji style", n=2, guidance=3.0, steps=3, sampler="dpm++2m-sde", seed=seed,
-                    clip_scale=0.0, upsample=False)
+                    clip_scale=0.0, upsample=False, guidance_interval=studio.guidance_interval("generate"))
     script = EditScript.from_generated(settings, 1, generated[1], studio.size, studio.model)
     current = generated[1]
     for k, (box, prompt, pick) in enumerate([((20, 0, 44, 20), "green leaf, twemoji style", 1),
@@ -44,7 +56,8 @@ def test_exported_history_replays_to_the_pages_images(studio, tmp_path):
         repaint[box[1]:box[3], box[0]:box[2]] = True
         job, seed = studio.edit(current, repaint, prompt, num_images=2, steps=3, seed=11 + k)
         results = job.result()
-        last = dict(prompt=prompt, n=2, guidance=5.0, steps=3, sampler="dpm++2m-sde", seed=seed)
+        last = dict(prompt=prompt, n=2, guidance=5.0, steps=3, sampler="dpm++2m-sde", seed=seed,
+                    guidance_interval=studio.guidance_interval("edit"))
         script = script.inpainted(last, repaint, pick)
         current = results[pick]
 
@@ -54,6 +67,7 @@ def test_exported_history_replays_to_the_pages_images(studio, tmp_path):
     assert [s["action"] for s in scene["step"]] == ["generate", "inpaint", "inpaint"]
     assert [(s["seed"], s["n"], s["pick"]) for s in scene["step"]] == [(5, 2, 1), (11, 2, 1), (12, 2, 0)]
     assert scene["model"] == "bundled:base"
+    assert [s["guidance_interval"] for s in scene["step"]] == ["all", "all", "all"]  # what the page used
     assert main(["compose", str(tmp_path / "export" / "scene.toml"), "--out", str(tmp_path / "out"), "-q"]) == 0
     out = tmp_path / "out"
     assert np.array_equal(pixels(Image.open(out / "00-generate.png")), pixels(generated[1]))

@@ -174,7 +174,8 @@ def build_app(studio: Studio) -> gr.Blocks:
             job, used_seed = studio.generate(text, num_images=n, guidance_scale=g, steps=st, sampler=smp,
                                              seed=sd, clip_guidance_scale=cg, upsample=up, session=session)
             settings = dict(prompt=text.strip(), n=int(n), guidance=float(g), steps=int(st), sampler=smp,
-                            seed=used_seed, clip_scale=float(cg), upsample=bool(up))
+                            seed=used_seed, clip_scale=float(cg), upsample=bool(up),
+                            guidance_interval=studio.guidance_interval("generate"))
             for images, status in _follow(studio, job, session, "Generating", progress, preview=True):
                 if status is not None:
                     yield images if images is not None else gr.skip(), status, gr.skip(), gr.skip(), gr.skip()
@@ -196,7 +197,8 @@ def build_app(studio: Studio) -> gr.Blocks:
             job, used_seed = studio.edit(current, repaint, text, num_images=n, guidance_scale=g, steps=st,
                                          sampler=smp, seed=sd, session=session)
             last = dict(prompt=text.strip(), n=int(n), guidance=float(g), steps=int(st), sampler=smp,
-                        seed=used_seed, repaint=repaint, script=script)
+                        seed=used_seed, guidance_interval=studio.guidance_interval("edit"), repaint=repaint,
+                        script=script)
             for images, status in _follow(studio, job, session, "Editing", progress, preview=False):
                 if status is not None:
                     yield gr.skip(), status, gr.skip(), gr.skip(), gr.skip()

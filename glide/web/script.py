@@ -21,9 +21,13 @@ from ..images import fit_square, to_rgb
 
 def _batch(settings: dict, index: int) -> dict:
     # The page samples all its images in one batch, and float sums can depend on the batch size: replay the
-    # same batch (n, seed) and keep the same image (pick), for the same bytes.
-    return dict(seed=settings["seed"], n=settings["n"], pick=index, sampler=settings["sampler"],
-                steps=settings["steps"], guidance=settings["guidance"])
+    # same batch (n, seed) and keep the same image (pick), for the same bytes. The guidance interval the page
+    # used is recorded, so that a later version's default does not change the replay.
+    batch = dict(seed=settings["seed"], n=settings["n"], pick=index, sampler=settings["sampler"],
+                 steps=settings["steps"], guidance=settings["guidance"])
+    if "guidance_interval" in settings:
+        batch["guidance_interval"] = settings["guidance_interval"]
+    return batch
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class EditScript:
     @classmethod
     def from_generated(cls, settings: dict, index: int, image: Image.Image, size: int, model: str) -> "EditScript":
         """Image `index` of a Generate run with `settings` (prompt, n, guidance, steps, sampler, seed,
-        clip_scale, upsample). Runs that `glide compose` cannot repeat (CLIP guidance, 256 px) start from
+        clip_scale, upsample, and optionally guidance_interval as `Studio.guidance_interval` gives it). Runs that `glide compose` cannot repeat (CLIP guidance, 256 px) start from
         the image itself."""
         if settings.get("clip_scale") or settings.get("upsample"):
             return cls.from_image(image, size, model)
@@ -56,8 +60,9 @@ class EditScript:
         return cls(size, model, ({"action": "image", "path": "00-start.png"},), (("00-start.png", image),))
 
     def inpainted(self, settings: dict, repaint: np.ndarray, index: int) -> "EditScript":
-        """Result `index` of an Edit with `settings` (prompt, n, guidance, steps, sampler, seed) and the painted
-        mask `repaint` (True = repaint, at the edited image's resolution) taken as the next input."""
+        """Result `index` of an Edit with `settings` (prompt, n, guidance, steps, sampler, seed, optionally
+        guidance_interval) and the painted mask `repaint` (True = repaint, at the edited image's resolution)
+        taken as the next input."""
         name = f"{len(self.steps):02d}-mask.png"
         mask = Image.fromarray(repaint.astype(np.uint8) * 255)
         if mask.size != (self.size, self.size):  # as the edit fitted it to the model

@@ -212,6 +212,12 @@ class Studio:
         """The base model's image side, in pixels."""
         return self.pipe.cfg.unet.image_size
 
+    def guidance_interval(self, action: str) -> str:
+        """Where classifier-free guidance runs for `action` ("generate" or "edit"), as a scene script records it:
+        the pipeline's own setting, so that an exported script replays the same under later defaults."""
+        pipe = self.pipe
+        return defaults.interval_text(pipe.inpaint_guidance_interval if action == "edit" else pipe.guidance_interval)
+
     @property
     def can_upsample(self) -> bool:
         return self.pipe.upsampler is not None
