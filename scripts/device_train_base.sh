@@ -32,8 +32,10 @@ if [ "${1:-}" = prepare ]; then
   INIT=${INIT:-glide/weights/base}
   mkdir -p "$CARRY"
   rm -rf "$CARRY/base" && mkdir -p "$CARRY/base" && cp "$INIT/config.json" "$INIT/model.safetensors" "$CARRY/base/" || exit 1
+  # Packing checks the data has every art style the base knows, which needs the project's venv (glide, Pillow).
+  HERE_PY=$([ -x .venv/bin/python ] && echo .venv/bin/python || echo "$PY")
   if [ ! -f "$CARRY/data/meta.json.xz" ] || [ -n "${LIMIT:-}" ]; then
-    $PY scripts/pack_train_data.py pack "$DATA" "$CARRY/data" --limit "${LIMIT:-0}" || exit 1
+    $HERE_PY scripts/pack_train_data.py pack "$DATA" "$CARRY/data" --limit "${LIMIT:-0}" || exit 1
   fi
   if [ -n "${CACHE:-}" ]; then  # carried compressed (a cache is mostly text and compresses ~20x)
     rm -f "$CARRY/cache.tar.xz"
