@@ -120,11 +120,10 @@ class Trainer:
                 torch.cuda.set_rng_state(ckpt_io.rng_from_str(rank_state["rng"]["cuda"]), self.device)
 
         # forward + loss, eager or compiled as one graph (step.py)
-        if self.dist.rank == 0:
-            warn_if_bf16_is_emulated(self.device, torch.bfloat16 if self._precision() == "bf16" else torch.float32,
-                                     'precision = "bf16"')
-        self.loss_fn = make_loss_fn(self.task, self.net, self.dgen, torch.bfloat16 if self._precision() == "bf16" else None,
-                                    cfg.compile, cfg.compile_mode)
+        amp = torch.bfloat16 if self._precision() == "bf16" else None
+        if amp is not None and self.dist.rank == 0:
+            warn_if_bf16_is_emulated(self.device, amp, 'precision = "bf16"')
+        self.loss_fn = make_loss_fn(self.task, self.net, self.dgen, amp, cfg.compile, cfg.compile_mode)
 
     def _open_source(self, size: int):
         if getattr(self, "_source", (None, None))[0] != size:

@@ -43,8 +43,8 @@ class EditScript:
     @classmethod
     def from_generated(cls, settings: dict, index: int, image: Image.Image, size: int, model: str) -> "EditScript":
         """Image `index` of a Generate run with `settings` (prompt, n, guidance, steps, sampler, seed,
-        clip_scale, upsample, and optionally guidance_interval as `Studio.guidance_interval` gives it). Runs that `glide compose` cannot repeat (CLIP guidance, 256 px) start from
-        the image itself."""
+        clip_scale, upsample, and optionally guidance_interval as `Studio.guidance_interval` gives it). Runs that
+        `glide compose` cannot repeat (CLIP guidance, 256 px) start from the image itself."""
         if settings.get("clip_scale") or settings.get("upsample"):
             return cls.from_image(image, size, model)
         step = dict(action="generate", caption=settings["prompt"], **_batch(settings, index))
