@@ -40,19 +40,13 @@ import torch
 from glide import GLIDE, Pipeline
 from glide.images import to_uint8
 from glide.keys import from_official
-from glide.runtime import cpu_text
+from glide.runtime import device_text
 from glide.official.options import config_from_options
 from glide.samplers import sample_ddim
 
 TINY = dict(num_channels=32, num_res_blocks=1, num_head_channels=32, attention_resolutions="16,8", xf_width=64,
             xf_layers=1, xf_heads=1, text_ctx=16)
 PROMPT = "a corgi wearing a red bow tie"
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_text()}, {torch.get_num_threads()} threads"
 
 
 def sync(device: torch.device) -> None:
@@ -182,7 +176,7 @@ def main() -> None:
     fp16 = device.type == "cuda"
     steps = "2" if args.tiny else args.steps
     fast27 = "2" if args.tiny else "fast27"
-    base_info = dict(device=device_name(device), torch=torch.__version__, official_commit=official_commit(src))
+    base_info = dict(device=device_text(device), torch=torch.__version__, official_commit=official_commit(src))
     sink = open(args.out, "a") if args.out else None
 
     def emit(row: dict) -> None:

@@ -20,13 +20,7 @@ import time
 import torch
 
 from glide import GLIDE, Pipeline, get_preset
-from glide.runtime import cpu_text
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_text()}, {torch.get_num_threads()} threads"
+from glide.runtime import device_text
 
 
 def sync(device):
@@ -70,7 +64,7 @@ def main() -> None:
     with torch.device(device):
         model = GLIDE(cfg).eval()
     pipe = Pipeline(model, device, args.dtype)
-    base = dict(preset=args.preset, device=device_name(device), dtype=pipe.precision.name,
+    base = dict(preset=args.preset, device=device_text(device), dtype=pipe.precision.name,
                 attention=args.attention, torch=torch.__version__)
     size = cfg.unet.image_size
     for b in [int(s) for s in args.batches.split(",")]:

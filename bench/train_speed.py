@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from glide.config import get_preset  # noqa: E402
 from glide.training import TrainConfig  # noqa: E402
 from glide.training.trainer import Trainer  # noqa: E402
-from glide.runtime import cpu_text  # noqa: E402
+from glide.runtime import device_text  # noqa: E402
 
 VARIANTS = {  # name -> TrainConfig overrides
     "eager-streamed": {},
@@ -47,9 +47,7 @@ VARIANTS = {  # name -> TrainConfig overrides
 
 
 def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    return f"{cpu_text()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+    return f"{device_text(device)}, torch {torch.__version__}"
 
 
 def synthetic_data(folder: Path, size: int, n: int = 512) -> Path:

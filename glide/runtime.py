@@ -57,10 +57,14 @@ def cpu_description() -> dict:
             "native_bf16": cpu_has_native_bf16()}
 
 
-def cpu_text() -> str:
-    """`cpu_description` in a line: "AMD EPYC (AVX2, no bf16 instructions)"."""
+def device_text(device: torch.device) -> str:
+    """The device a benchmark ran on, in a line: the GPU's name, or `cpu_description` and the threads
+    ("AMD EPYC (AVX2, no bf16 instructions), 2 threads")."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     d = cpu_description()
-    return f"{d['cpu']} ({d['cpu_capability']}, {'bf16' if d['native_bf16'] else 'no bf16'} instructions)"
+    return (f"{d['cpu']} ({d['cpu_capability']}, {'bf16' if d['native_bf16'] else 'no bf16'} instructions), "
+            f"{torch.get_num_threads()} threads")
 
 
 # An eps model's x_0 estimate, (x_t - sqrt(1 - ab) eps) / sqrt(ab), scales the rounding error of eps by
