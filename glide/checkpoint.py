@@ -251,8 +251,20 @@ def read_model_dir(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, torc
     return ModelConfig.from_dict(doc["model"]), sd, doc
 
 
+# Example captions drawn from a model's training data, one per line (`glide export` writes them; the web page
+# offers them, so that a user sees what the model was taught to draw and how its captions are phrased).
+PROMPTS = "prompts.txt"
+
 # Files of a model folder that document it and do not change what it computes.
-_DOCUMENTATION = ("MODEL_CARD.md", "README.md", "NOTICE", "LICENSE")
+_DOCUMENTATION = ("MODEL_CARD.md", "README.md", "NOTICE", "LICENSE", PROMPTS)
+
+
+def read_prompts(folder: str | os.PathLike) -> list[str]:
+    """A model folder's example captions (`PROMPTS`), or [] where it has none."""
+    path = Path(folder) / PROMPTS
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def model_key(path: str | os.PathLike) -> str:

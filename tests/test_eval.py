@@ -165,6 +165,7 @@ def test_model_key_follows_the_weights_not_the_paperwork(tiny64, tmp_path):
     shutil.copytree(model, copy)
     (copy / "MODEL_CARD.md").write_text("# a card written later\n")
     (copy / "NOTICE").write_text("attributions\n")
+    (copy / "prompts.txt").write_text("a caption\n")
     assert model_key(copy) == model_key(model)
     weights = next(copy.glob("*.safetensors"))
     data = bytearray(weights.read_bytes())

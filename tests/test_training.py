@@ -59,6 +59,28 @@ def assert_identical(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
+def test_export_writes_example_captions_drawn_from_the_training_data(toy_data, tmp_path):
+    """prompts.txt (the web page's examples): distinct training captions, drawn the same way each time; none
+    when the data is no longer where the run read it, and the export still works."""
+    import shutil
+
+    from glide.checkpoint import read_prompts
+
+    data = tmp_path / "toy.npz"
+    shutil.copy(toy_data, data)
+    run_cli(*train_args(data, tmp_path / "run", 2), check=True)
+    export_run(tmp_path / "run", tmp_path / "m1")
+    prompts = read_prompts(tmp_path / "m1")
+    assert len(prompts) == len(set(prompts)) >= 4
+    assert set(prompts) <= set(np.load(toy_data)["captions"].tolist())
+    export_run(tmp_path / "run", tmp_path / "m2")
+    assert read_prompts(tmp_path / "m2") == prompts
+    data.unlink()
+    export_run(tmp_path / "run", tmp_path / "m3")
+    assert not (tmp_path / "m3" / "prompts.txt").exists() and read_prompts(tmp_path / "m3") == []
+    assert (tmp_path / "m3" / "model.safetensors").is_file()
+
+
 def test_resume_is_exact(toy_data, tmp_path):
     run_cli(*train_args(toy_data, tmp_path / "full", 6), check=True)
     run_cli(*train_args(toy_data, tmp_path / "split", 3), check=True)

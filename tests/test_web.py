@@ -27,6 +27,15 @@ def studio():
     return Studio(Pipeline(base, "cpu", upsampler=up), Limits(max_upload_mb=0.05, max_pixels=300 * 300))
 
 
+def test_example_captions_come_from_the_model_folder_unless_given(studio, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "prompts.txt").write_text("fog, openmoji style\n\ncustard, openmoji line art\n")
+    assert Studio(studio.pipe, model=str(folder)).prompts == ["fog, openmoji style", "custard, openmoji line art"]
+    assert Studio(studio.pipe, model=str(folder), prompts=["x"]).prompts == ["x"]
+    assert Studio(studio.pipe, model=str(tmp_path / "missing")).prompts == []
+
+
 def png_bytes(im: Image.Image, fmt="PNG") -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt)

@@ -154,8 +154,35 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, raw: bool = F
         cfg = ModelConfig.from_dict(state["model_config"])
         folder = save_model_dir(out, sd, cfg, preset=state.get("preset"), meta=meta, dtype=dtype,
                                 max_shard_mb=max_shard_mb, force=force)
+        write_prompts(folder, training_captions(data["path"], cfg.unet.image_size))
     write_model_card(folder, state, data, which)
     return folder
+
+
+def training_captions(data: str, size: int, n: int = 8, seed: int = 0) -> list[str]:
+    """`n` captions of the training split drawn at random (seeded), for a model folder's `prompts.txt`; none where
+    the data cannot be read here (a path on another machine, or WebDataset shards, which have no random access)."""
+    import numpy as np
+
+    from ..data.datasets import WebDatasetSource, open_source
+
+    if not data:
+        return []
+    try:
+        source = open_source(data, size)
+    except (GlideError, OSError, ValueError):
+        return []
+    if isinstance(source, WebDatasetSource) or not len(source):
+        return []
+    picks = np.random.default_rng(seed).choice(len(source), size=min(n, len(source)), replace=False)
+    return [c for c in dict.fromkeys(source.caption(int(i)).strip() for i in picks) if c]
+
+
+def write_prompts(folder: Path, prompts: list[str]) -> None:
+    from ..checkpoint import PROMPTS
+
+    if prompts:
+        write_text_atomic(Path(folder) / PROMPTS, "\n".join(prompts) + "\n")
 
 
 def write_model_card(folder: Path, state: dict[str, Any], data: dict[str, Any], weights: str) -> None:

@@ -33,6 +33,7 @@ SKETCH_COLORS = ["#000000", "#ffffff", "#e03030", "#ff9a1f", "#ffd83b", "#3fae49
 def build_app(studio: Studio) -> gr.Blocks:
     lim = studio.limits
     samplers = list(SAMPLERS)
+    example = studio.prompts[0] if studio.prompts else "a caption, in the words of the training data"
 
     # Results and uploads live in Gradio's cache: files older than a day are deleted every hour.
     with gr.Blocks(title="glide", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
@@ -59,7 +60,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab("Generate", id="generate"):
                 with gr.Row():
                     with gr.Column(scale=1):
-                        prompt = gr.Textbox(label="Prompt", placeholder="red apple, twemoji style", elem_id="gen-prompt")
+                        prompt = gr.Textbox(label="Prompt", placeholder=example, elem_id="gen-prompt")
                         with gr.Row():
                             gen_btn = gr.Button("Generate", variant="primary", elem_id="gen-run")
                             gen_stop = gr.Button("Stop", variant="stop", elem_id="gen-stop")
@@ -79,6 +80,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                         with gr.Row():
                             to_edit = gr.Button("Edit selected", elem_id="gen-to-edit")
                             to_up = gr.Button("Upsample selected", elem_id="gen-to-up", visible=studio.can_upsample)
+                        if studio.prompts:  # what the model was taught, in its words: a click fills the prompt
+                            gr.Examples([[p] for p in studio.prompts], inputs=[prompt], examples_per_page=8,
+                                        label="Captions from the model's training data", elem_id="gen-examples")
 
             # -- Edit ----------------------------------------------------------------------------
             with gr.Tab("Edit", id="edit"):
@@ -126,7 +130,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                             height=lim.canvas + 120, canvas_size=(lim.canvas, lim.canvas), elem_id="sketch-canvas",
                             brush=gr.Brush(default_size=12, colors=SKETCH_COLORS, default_color=SKETCH_COLORS[2],
                                            color_mode="defaults"))
-                        sketch_prompt = gr.Textbox(label="What it shows", placeholder="red apple, twemoji style",
+                        sketch_prompt = gr.Textbox(label="What it shows", placeholder=example,
                                                    elem_id="sketch-prompt")
                         sketch_strength = gr.Slider(0, 1, value=defaults.SKETCH_STRENGTH, step=0.05,
                                                     elem_id="sketch-strength",
