@@ -46,16 +46,21 @@ def conditional(model: Callable[..., torch.Tensor], inputs: ModelInputs):
     return denoise
 
 
-def noise_interval(alpha_bar: Sequence[float] | np.ndarray,
-                   interval: tuple[float, float]) -> Callable[[torch.Tensor], bool]:
-    """`active(t)`: whether the noise level sigma = sqrt((1 - alpha_bar) / alpha_bar) of timesteps `t` lies in
-    (low, high]. sigma is the noise-to-signal ratio of x_t, the same scale as EDM's sigma for data in [-1, 1]."""
+def guided_timesteps(alpha_bar: Sequence[float] | np.ndarray, interval: tuple[float, float]) -> np.ndarray:
+    """bool per timestep: whether its noise level sigma = sqrt((1 - alpha_bar) / alpha_bar) lies in (low, high].
+    sigma is the noise-to-signal ratio of x_t, the same scale as EDM's sigma for data in [-1, 1]."""
     low, high = (float(v) for v in interval)
     if not 0 <= low < high:
         raise GlideError(f"a guidance interval needs 0 <= low < high, got ({low:g}, {high:g})")
     ab = np.asarray(alpha_bar, dtype=np.float64)
     sigma = np.sqrt((1 - ab) / np.maximum(ab, 1e-300))
-    inside = torch.from_numpy((sigma > low) & (sigma <= high))
+    return (sigma > low) & (sigma <= high)
+
+
+def noise_interval(alpha_bar: Sequence[float] | np.ndarray,
+                   interval: tuple[float, float]) -> Callable[[torch.Tensor], bool]:
+    """`active(t)`: whether timesteps `t` are guided (`guided_timesteps`)."""
+    inside = torch.from_numpy(guided_timesteps(alpha_bar, interval))
 
     def active(t: torch.Tensor) -> bool:
         # A batch is guided if any row is inside (every sampler steps all rows at the same t).

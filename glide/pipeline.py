@@ -131,12 +131,12 @@ class Pipeline(EditingMixin):
         precision = self.precision_for(model)
         dtype = precision.dtype
         if precision.min_alpha_bar > 0 and t is not None:
-            dtype = precision.at(float(self._alpha_bar(model)[int(t.max())]))
+            dtype = precision.at(float(self.alpha_bar(model)[int(t.max())]))
         if dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def _alpha_bar(self, model: GLIDE) -> np.ndarray:
+    def alpha_bar(self, model: GLIDE) -> np.ndarray:
         """alpha_bar over the model's own (unrespaced) timesteps."""
         key = (model.cfg.noise_schedule, model.cfg.diffusion_steps)
         if key not in self._alpha_bars:
@@ -265,7 +265,7 @@ class Pipeline(EditingMixin):
         cond = {"text": self.encode(prompts, model), **extra}
         uncond = {"text": self.encode([""] * n, model), **extra}
         interval = self.guidance_interval if guidance_interval == "pipeline" else guidance_interval
-        active = guidance.noise_interval(self._alpha_bar(model), interval) if interval else None
+        active = guidance.noise_interval(self.alpha_bar(model), interval) if interval else None
         reuse = self.guidance_reuse if guidance_reuse == "pipeline" else bool(guidance_reuse)
         denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale, active, reuse)
         if x is None:

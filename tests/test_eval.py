@@ -153,6 +153,18 @@ def test_eval_cli_table_and_cache(tiny64, tmp_path):
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["config"]["dtype"] == "bf16"
 
 
+def test_sample_cache_keys_intervals_by_the_timesteps_they_guide(tiny64):
+    from glide.evaluation.evaluate import _interval_key
+    from glide.pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(tiny64[0], device="cpu")
+    inf = float("inf")
+    assert _interval_key(pipe, (0.5, inf)) == _interval_key(pipe, (0.5, 1e9)) != _interval_key(pipe, (1.0, inf))
+    assert _interval_key(pipe, (0.0, inf)) == _interval_key(pipe, (0.0, 1e9)) == _interval_key(pipe, None) == []
+    assert _interval_key(pipe, (0.5, inf), reuse=True) == [*_interval_key(pipe, (0.5, inf)), "reuse"]
+    assert _interval_key(pipe, (1e6, 1e9)) == ["guided-tnone"]  # above every sigma of the schedule
+
+
 def test_model_key_follows_the_weights_not_the_paperwork(tiny64, tmp_path):
     """Eval caches key on the model's contents: a copy of the folder (new times, as after a clone) or an edited
     model card keeps them; other weights do not."""

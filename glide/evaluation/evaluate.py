@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import defaults, samplers
+from .. import defaults, guidance, samplers
 from ..checkpoint import model_key  # noqa: F401  (glide eval's cache keys; imported from here by scripts)
 from ..data.arrays import arrays_path, load_arrays
 from ..errors import GlideError
@@ -161,12 +161,16 @@ def _savez_atomic(path: Path, **arrays) -> None:
         np.savez_compressed(f, **arrays)
 
 
-def _interval_key(interval, reuse: bool = False) -> list[str]:
-    """A guidance interval (and whether its outside reuses the last difference) in a sample cache key; none when
-    every step is guided, so old caches stay valid."""
+def _interval_key(pipe, interval, reuse: bool = False) -> list[str]:
+    """A guidance interval (and whether its outside reuses the last difference) in a sample cache key, as the
+    model's timesteps it guides: intervals that guide the same ones ("0.5,inf" and "0.5,1e9") make the same
+    samples and share them. None when every timestep is guided, as without an interval."""
     if not interval:
         return []
-    return ["interval" + defaults.interval_text(interval)] + (["reuse"] if reuse else [])
+    t = np.flatnonzero(guidance.guided_timesteps(pipe.alpha_bar(pipe.model), interval))
+    if t.size == pipe.model.cfg.diffusion_steps:
+        return []
+    return ["guided-t" + (f"{t[0]}-{t[-1]}" if t.size else "none")] + (["reuse"] if reuse else [])
 
 
 def _cached(path: Path, make):
@@ -324,7 +328,7 @@ def sample_all(pipe, captions: Sequence[str], setting: Setting, cfg: EvalConfig,
         if cache is not None:
             key = _digest(pipe.model_key, _precision_key(pipe.precision), clip_key, chunk, seed, str(cfg.steps), cfg.sampler,
                           setting.guidance_scale, setting.clip_scale, *up_key,
-                          *_interval_key(pipe.guidance_interval if setting.guidance_scale not in (0, 1) else None,
+                          *_interval_key(pipe, pipe.guidance_interval if setting.guidance_scale not in (0, 1) else None,
                                          pipe.guidance_reuse))
             folder = setting.sampling_name + ("-256" if cfg.upsample else "")
             path = cache / folder / f"b{b:04d}-{key}.npz"
