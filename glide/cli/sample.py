@@ -145,7 +145,10 @@ def _upsample_options(p, what: str) -> None:
 def register(sub) -> None:
     """glide sample, inpaint, sdedit and upsample."""
     s = sub.add_parser("sample", help="generate images from a prompt")
-    s.add_argument("prompt", nargs="+", help='caption(s), one grid row each ("" for unconditional samples)')
+    s.add_argument("prompt", nargs="+", help='caption(s), one grid row each ("" for unconditional samples). The '
+                   'bundled base knows emoji names with an art style, "NAME, twemoji style" (or openmoji style, '
+                   'openmoji line art, noto emoji style); the web page (glide serve) offers eight of its training '
+                   'captions')
     s.add_argument("--model", default=None, help="model folder, or official:base (default: the bundled model)")
     s.add_argument("-n", "--num-images", type=_positive_int, default=4, help="images per prompt")
     s.add_argument("--guidance-scale", type=_finite, default=defaults.GUIDANCE, help="classifier-free guidance scale")
