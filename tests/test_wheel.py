@@ -63,6 +63,7 @@ def test_wheel_installs_alone_and_samples_with_clip_guidance(tmp_path):
     pkg = site / "glide"
     for role in ("base", "upsampler", "clip"):
         assert (pkg / "weights" / role / "NOTICE").is_file() and (pkg / "weights" / role / "MODEL_CARD.md").is_file()
+    assert (pkg / "weights" / "base" / "prompts.txt").is_file()  # the web page's example captions
     assert (pkg / "text" / "data" / "vocab.bpe").is_file() and (pkg / "clip" / "data" / "NOTICE").is_file()
     assert (pkg / "configs" / "emoji-base.toml").is_file() and not (pkg / "configs").is_symlink()
     version = subprocess.run([glide, "--version"], **run)
