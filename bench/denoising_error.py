@@ -33,15 +33,16 @@ def heldout(data: str, size: int, n: int) -> tuple[torch.Tensor, list[str]]:
 
 @torch.no_grad()
 def denoising_error(pipe: Pipeline, x0: torch.Tensor, captions: list[str], timesteps: list[int],
-                    batch_size: int = 32) -> dict[str, float]:
-    """{"uncond_t300": mse, ..., "cond_t900": mse}: noise drawn from a fixed seed, so equal across models."""
+                    batch_size: int = 32, uncond: bool = True) -> dict[str, float]:
+    """{"uncond_t300": mse, ..., "cond_t900": mse}: noise drawn from a fixed seed, so equal across models and
+    across calls (`uncond=False`: the captioned rows alone)."""
     model = pipe.model
     d = Diffusion.from_schedule(model.cfg.noise_schedule, model.cfg.diffusion_steps)
     fn = pipe._model_fn(model)
     g = torch.Generator().manual_seed(1)
     noise = {t: torch.randn(x0.shape, generator=g) for t in timesteps}
     row = {"mean_image_mse": round(((x0 - x0.mean(0, keepdim=True)) ** 2).mean().item(), 4)}
-    for cond in ("uncond", "cond"):
+    for cond in ("uncond", "cond") if uncond else ("cond",):
         for t in timesteps:
             err = 0.0
             for s in range(0, len(x0), batch_size):
