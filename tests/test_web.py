@@ -27,13 +27,14 @@ def studio():
     return Studio(Pipeline(base, "cpu", upsampler=up), Limits(max_upload_mb=0.05, max_pixels=300 * 300))
 
 
-def test_example_captions_come_from_the_model_folder_unless_given(studio, tmp_path):
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "prompts.txt").write_text("fog, openmoji style\n\ncustard, openmoji line art\n")
-    assert Studio(studio.pipe, model=str(folder)).prompts == ["fog, openmoji style", "custard, openmoji line art"]
-    assert Studio(studio.pipe, model=str(folder), prompts=["x"]).prompts == ["x"]
-    assert Studio(studio.pipe, model=str(tmp_path / "missing")).prompts == []
+def test_example_captions_are_read_from_a_model_folder(tmp_path):
+    """glide serve gives the page the model folder's prompts.txt (blank lines skipped); a folder without one
+    gives none, and the page shows no examples."""
+    from glide.checkpoint import read_prompts
+
+    (tmp_path / "prompts.txt").write_text("fog, openmoji style\n\ncustard, openmoji line art\n")
+    assert read_prompts(tmp_path) == ["fog, openmoji style", "custard, openmoji line art"]
+    assert read_prompts(tmp_path / "elsewhere") == []
 
 
 def png_bytes(im: Image.Image, fmt="PNG") -> bytes:

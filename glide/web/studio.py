@@ -13,7 +13,7 @@ import queue
 import random
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -197,26 +197,15 @@ def sketch_source(composite: Image.Image | None, layers: list | None, current: I
     return im.crop(fit_box(*im.size)).resize((size, size), Image.BOX)
 
 
-def _folder_prompts(model: str) -> list[str]:
-    from ..checkpoint import read_prompts
-    from ..loading import resolve_model
-
-    try:
-        return read_prompts(resolve_model(model))
-    except GlideError:
-        return []
-
-
 class Studio:
     """The shared models and the actions of the page."""
 
     def __init__(self, pipe: Pipeline, limits: Limits | None = None, model: str = "bundled:base",
-                 prompts: list[str] | None = None):
+                 prompts: Sequence[str] = ()):
         self.pipe = pipe
         self.limits = limits or Limits()
         self.model = model  # how an exported scene script names the base model
-        # Example captions for the page: given, else the model folder's (glide export draws them from its data).
-        self.prompts = list(prompts) if prompts is not None else _folder_prompts(model)
+        self.prompts = list(prompts)  # example captions the page offers (a model folder's prompts.txt)
         self._running: dict[str, Job] = {}  # per browser session, for its Stop button
         self._lock = threading.Lock()
 
