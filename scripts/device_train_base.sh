@@ -13,6 +13,9 @@
 # Settings: TRAIN_MIN (training minutes, default 6.5, the time limit of the whole call is 10), COMPILE_MODE
 # (default: the config's reduce-overhead; a failed start is retried once with compile_mode=default), BATCH, LR.
 # QUICK=1: a dry run on a CPU: the tiny preset from a tiny random init, 6 steps, same code path otherwise.
+# FRESH=1 (prepare and call alike): a fresh base with the recipe study's whole recipe instead, the pruned GPT-2 table
+# as well as v (configs/emoji-base.toml's model on this fast path); carries no weights. docs/training.md, "Why: the
+# base uses the style and not the name", has the evidence for trying it.
 # CONTINUE=1: a second call while the machine is still warm (it stays so for 30 s): continues from the first call's
 # exported weights at lr 2e-4, reusing its data and compile cache; carries nothing. The first lease did this by
 # hand: 7 + 2.2 minutes of training in 755 s of device time.
@@ -20,6 +23,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 QUICK=${QUICK:-0}
+FRESH=${FRESH:-0}
 CARRY=.gpu/train
 MIB=$((1 << 20))
 
@@ -31,7 +35,10 @@ if [ "${1:-}" = prepare ]; then
   DATA=${DATA:-data/emoji/emoji_64.npz}
   INIT=${INIT:-glide/weights/base}
   mkdir -p "$CARRY"
-  rm -rf "$CARRY/base" && mkdir -p "$CARRY/base" && cp "$INIT/config.json" "$INIT/model.safetensors" "$CARRY/base/" || exit 1
+  rm -rf "$CARRY/base"
+  if [ "${FRESH:-0}" != 1 ]; then
+    mkdir -p "$CARRY/base" && cp "$INIT/config.json" "$INIT/model.safetensors" "$CARRY/base/" || exit 1
+  fi
   # Packing checks the data has every art style the base knows, which needs the project's venv (glide, Pillow).
   HERE_PY=$([ -x .venv/bin/python ] && echo .venv/bin/python || echo "$PY")
   if [ ! -f "$CARRY/data/meta.json.xz" ] || [ -n "${LIMIT:-}" ]; then
@@ -101,7 +108,7 @@ ARGS=(--data "$WORK/emoji_64.npz" --out "$WORK/run" --set time_limit_minutes=$TR
 # A continuation starts lower (the first lease's second call: 2e-4 after 50 warm-up steps), unless LR says otherwise.
 if [ -n "${LR:-}" ]; then ARGS+=(--lr "$LR"); elif [ "$CONTINUE" = 1 ]; then ARGS+=(--lr 2e-4); fi
 [ -n "${COMPILE_MODE:-}" ] && ARGS+=(--set "compile_mode=\"$COMPILE_MODE\"")
-if [ "$QUICK" = 1 ] && [ "$CONTINUE" != 1 ]; then
+if [ "$QUICK" = 1 ] && [ "$CONTINUE" != 1 ] && [ "$FRESH" != 1 ]; then
   # A tiny random model in place of the bundled base, so the init-from path runs too.
   $PY - "$WORK/init" <<'PYEOF' 2>&1 | tee -a "$OUT/log.txt"
 import sys
@@ -123,11 +130,15 @@ else
   ARGS+=(--set profile_at=300)
 fi
 if [ "$CONTINUE" = 1 ]; then ARGS+=(--init-from "$WORK/prev")
+elif [ "$FRESH" = 1 ]; then
+  # v and the GPT-2 table pruned to the training captions, freshly initialised (the dry run: the tiny preset)
+  ARGS+=(--set 'model={"prediction":"v","text":{"tokenizer":"gpt2","context":32}}' --set fit_vocab=true)
+  [ "$QUICK" = 1 ] && ARGS+=(--set 'preset="tiny"')
 elif [ "$QUICK" = 1 ]; then ARGS+=(--init-from "$WORK/init")
 else ARGS+=(--init-from "$CARRY/base"); fi
 filter() { tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$"; }
 
-log "train the base alone on the GPU ($TRAIN_MIN min)"
+log "train the base alone on the GPU ($TRAIN_MIN min$([ "$FRESH" = 1 ] && [ "$CONTINUE" != 1 ] && echo ", fresh, pruned GPT-2 table"))"
 $PY -m glide train configs/emoji-base-gpu.toml "${ARGS[@]}" > "$WORK/train.log" 2>&1 &
 PID=$!
 while kill -0 $PID 2>/dev/null; do
