@@ -162,9 +162,8 @@ def _savez_atomic(path: Path, **arrays) -> None:
 
 
 def _interval_key(pipe, interval, reuse: bool = False) -> list[str]:
-    """A guidance interval (and whether its outside reuses the last difference) in a sample cache key, as the
-    model's timesteps it guides: intervals that guide the same ones ("0.5,inf" and "0.5,1e9") make the same
-    samples and share them. None when every timestep is guided, as without an interval."""
+    """A guidance interval (and reuse outside it) in a sample cache key, as the model timesteps it guides, so that
+    "0.5,inf" and "0.5,1e9" share samples; none when every timestep is guided, as without an interval."""
     if not interval:
         return []
     t = np.flatnonzero(guidance.guided_timesteps(pipe.alpha_bar(pipe.model), interval))
