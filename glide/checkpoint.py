@@ -264,7 +264,7 @@ def read_prompts(folder: str | os.PathLike) -> list[str]:
     path = Path(folder) / PROMPTS
     if not path.is_file():
         return []
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
 
 
 def model_key(path: str | os.PathLike) -> str:
