@@ -36,7 +36,7 @@ if [ "${1:-}" = prepare ]; then
   INIT=${INIT:-glide/weights/base}
   mkdir -p "$CARRY"
   rm -rf "$CARRY/base"
-  if [ "${FRESH:-0}" != 1 ]; then
+  if [ "$FRESH" != 1 ]; then
     mkdir -p "$CARRY/base" && cp "$INIT/config.json" "$INIT/model.safetensors" "$CARRY/base/" || exit 1
   fi
   # Packing checks the data has every art style the base knows, which needs the project's venv (glide, Pillow).

@@ -23,12 +23,12 @@ def cmd_serve(args) -> int:
 
     upsampler = None if args.no_upsampler else (args.upsampler or default_model("upsampler"))
     clip = None if args.no_clip else (args.clip_model or default_model("clip"))
-    spec = args.model or default_model("base")
-    pipe = Pipeline.from_pretrained(spec, device=args.device, dtype=args.dtype, upsampler=upsampler, clip=clip)
+    folder = resolve_model(args.model or "bundled:base")  # once: for the weights and the example captions
+    pipe = Pipeline.from_pretrained(folder, device=args.device, dtype=args.dtype, upsampler=upsampler, clip=clip)
     if pipe.cfg.super_res:
         raise GlideError(f"{args.model} is an upsampler; the page needs a base (64 px) model (--model)")
     studio = Studio(pipe, Limits(max_upload_mb=args.max_upload_mb), model=args.model or "bundled:base",
-                    prompts=read_prompts(resolve_model(spec)))
+                    prompts=read_prompts(folder))
     warnings.simplefilter("ignore", ResourceWarning)  # the web server's event loops; not actionable
     warnings.filterwarnings("ignore", module=r"gradio(\..*)?$")  # its own deprecation notices
     launch(studio, host=args.host, port=args.port, concurrency=args.concurrency, queue_size=args.queue_size)
