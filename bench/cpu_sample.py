@@ -3,15 +3,16 @@ defaults: 4 images of one prompt at 64 px (the README's main command; DPM-Solver
 rows per image and step) and the 64 -> 256 cascade (the upsampler: fast27 DDIM).
 
     python bench/cpu_sample.py [--repeats 2] [--steps 20] [--fast-steps 15] [--skip-cascade] [--skip-compile]
-                               [--psnr] [--json docs/results/cpu_sample_levers.jsonl]
+                               [--psnr] [--model DIR] [--json docs/results/cpu_sample_levers.jsonl]
 
 Levers, each alone against the baseline (fp32, NHWC, 20 steps, glibc's default malloc), then all adopted ones
 together: NCHW instead of NHWC (channels_last), bf16 autocast (and for the cascade each model's default precision:
 the base in bf16, the upsampler mixed, i.e. bf16 only at low noise; glide.runtime.default_precision),
 torch.compile (inductor's C++ backend; its cache persists in the inductor cache folder, so the first-call time
 shown is a warm start when the cache was filled before), fewer steps, classifier-free guidance only above a noise
-level (inpainting's default interval; the baseline guides every step, as text-to-image does by default) and the
-allocator setting (glide.runtime.keep_freed_memory). The allocator setting cannot be undone in a process, so its
+level (inpainting's default interval; the baseline guides every step, as text-to-image does by default), one row
+per image instead of two with a guidance-distilled base (glide.training.distill; the baseline runs classifier-free
+guidance's two rows on it, the undistilled model's cost) and the allocator setting (glide.runtime.keep_freed_memory). The allocator setting cannot be undone in a process, so its
 rows come last. Start-up levers (lazy imports, skipping the weight init of a model that
 is about to be loaded) only show in whole commands: bench/cpu_commands.py times those.
 
@@ -68,21 +69,24 @@ def main() -> None:
     ap.add_argument("--emulated-bf16", action="store_true",
                     help="run the bf16 rows also on a CPU without bf16 instructions (emulated: minutes per row)")
     ap.add_argument("--json", help="append the rows to this JSON-lines file")
+    ap.add_argument("--model", help="the base (default: the bundled one)")
     args = ap.parse_args()
     bf16 = cpu_has_native_bf16() or args.emulated_bf16
     if not bf16:
         print("this CPU has no bf16 instructions: the bf16 rows are left out (--emulated-bf16 runs them)", flush=True)
 
-    base, _ = load_model(default_model("base"))
+    base, _ = load_model(args.model or default_model("base"))
     up, _ = load_model(default_model("upsampler"))
+    distilled = bool(base.cfg.distilled_guidance)
     machine = {**cpu_description(), "threads": torch.get_num_threads(),
                "cores": os.cpu_count(), "torch": torch.__version__}
     rows: list[dict] = []
 
     def run(case: str, lever: str, *, dtype="fp32", fmt=torch.channels_last, steps=args.steps, compile=False,
-            upsample=False, interval=None) -> dict:
+            upsample=False, interval=None, distilled=False) -> dict:
         pipe = Pipeline(base, "cpu", dtype, upsampler=up, compile=compile)
         pipe.guidance_interval = interval  # None: guided at every step (the baseline)
+        pipe.distilled_guidance = distilled  # off: classifier-free guidance's two rows per image (the baseline)
         pipe.model.to(memory_format=fmt)
         pipe.upsampler.to(memory_format=fmt)
         first, best = timed(lambda: pipe(PROMPT, 4, guidance_scale=3.0, steps=steps, sampler="dpm++2m-sde", seed=0,
@@ -110,6 +114,8 @@ def main() -> None:
             run(case, "torch.compile", compile=True, upsample=upsample)
         run(case, f"{args.fast_steps} steps", steps=args.fast_steps, upsample=upsample)
         run(case, f"guidance only above sigma {interval[0]:g}", interval=interval, upsample=upsample)
+        if distilled:
+            run(case, "guidance-distilled base (one row per image)", distilled=True, upsample=upsample)
     keep_freed_memory()
     for case, upsample in cases:
         run(case, "keep freed memory (malloc)", upsample=upsample)
@@ -119,6 +125,8 @@ def main() -> None:
             run(case, f"{defaults} + malloc", dtype=None, upsample=upsample)
         run(case, f"{'bf16' if bf16 else 'fp32'} + malloc + {args.fast_steps} steps", dtype="bf16" if bf16 else "fp32",
             steps=args.fast_steps, upsample=upsample)
+        if distilled:  # today's defaults: each model's precision, malloc, the distilled base's one row
+            run(case, f"{defaults} + malloc + distilled", dtype=None, upsample=upsample, distilled=True)
     if args.json:
         with open(args.json, "a") as f:
             for r in rows:

@@ -7,6 +7,12 @@ of the repainted region against the real art, with the bootstrap spread of its d
 
     python bench/inpaint_quality.py --n 128 --reference 20 --settings 15,15@i0.5-1e9 --out evalruns/inpaint
 
+Two models at the same setting: `--reference-model` repaints the reference (its file is OUT/reference-SPEC.npz),
+`--model` the settings, e.g. a guidance-distilled base against the base it was distilled from:
+
+    python bench/inpaint_quality.py --model my-distilled-base --reference-model bundled:base \
+        --reference 20@i0.5-1e9 --settings 20@i0.5-1e9 --out evalruns/inpaint-distilled
+
 A setting is STEPS[@iLOW-HIGH]: the step count, and optionally classifier-free guidance only where the noise level
 sigma lies in (LOW, HIGH] (glide.guidance.noise_interval). Each setting's repainted images are cached as
 OUT/NAME.npz, so a rerun scores without sampling.
@@ -72,6 +78,8 @@ def region_psnr(x: np.ndarray, real: np.ndarray) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="base model with inpainting inputs (default: the bundled one)")
+    ap.add_argument("--reference-model", default=None,
+                    help="the model that repaints the reference (default: --model): two models at one setting")
     ap.add_argument("--data", default="data/emoji")
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--splits", default="heldout_pair,heldout_emoji")
@@ -89,18 +97,22 @@ def main() -> None:
     real, captions, _ = load_reference(EvalConfig(data=args.data, n=args.n, splits=tuple(args.splits.split(","))),
                                        pipe.cfg.unet.image_size)
     args.out.mkdir(parents=True, exist_ok=True)
-    made = {}
-    for spec in [args.reference, *args.settings.split(",")]:
-        path = args.out / f"{spec}.npz"
+    ref_pipe = Pipeline.from_pretrained(args.reference_model) if args.reference_model else pipe
+
+    def made_by(p: Pipeline, spec: str, path: Path) -> np.ndarray:
         if path.is_file():
-            made[spec] = np.load(path)["x"]
-            continue
+            return np.load(path)["x"]
         t0 = time.perf_counter()
-        made[spec] = repaint(pipe, real, captions, *parse_setting(spec), args.batch_size)
-        print(f"{spec}: {len(real)} repainted in {time.perf_counter() - t0:.0f} s", flush=True)
-        np.savez(path.with_suffix(".tmp.npz"), x=made[spec])
+        x = repaint(p, real, captions, *parse_setting(spec), args.batch_size)
+        print(f"{path.stem}: {len(real)} repainted in {time.perf_counter() - t0:.0f} s", flush=True)
+        np.savez(path.with_suffix(".tmp.npz"), x=x)
         path.with_suffix(".tmp.npz").replace(path)
-    ref_psnr = region_psnr(made[args.reference], real)
+        return x
+
+    prefix = "reference-" if args.reference_model else ""
+    reference = made_by(ref_pipe, args.reference, args.out / f"{prefix}{args.reference}.npz")
+    made = {s: made_by(pipe, s, args.out / f"{s}.npz") for s in args.settings.split(",")}
+    ref_psnr = region_psnr(reference, real)
 
     def psnr_row(name, x, draws):
         psnr = region_psnr(x, real)
@@ -109,8 +121,8 @@ def main() -> None:
                 "region_psnr_diff_std": round(float(diff.std()), 3)}
 
     clip = load_clip(default_model("clip"), "cpu")
-    compare(clip, real, captions, args.reference, made[args.reference],
-            {s: made[s] for s in args.settings.split(",")}, args.resamples, args.permutations, extra=psnr_row)
+    compare(clip, real, captions, prefix + args.reference, reference, made, args.resamples, args.permutations,
+            extra=psnr_row)
 
 
 if __name__ == "__main__":

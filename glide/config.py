@@ -73,6 +73,11 @@ class ModelConfig:
     # both, so samplers and guidance never see the difference. With "v" the x_0 implied at high noise stays
     # well conditioned; docs/training.md, "Which recipe learns most per unit of compute", has why that matters.
     prediction: str = "eps"
+    # Guidance-distilled (Meng et al. 2023, "On distillation of guided diffusion models", stage one): the model
+    # also takes the classifier-free guidance scale w, embedded and added to the conditioning vector, and predicts
+    # in ONE forward pass what its teacher predicts guided at w with two, for w in this (low, high) range (it was
+    # trained there). w = 1 is the plain conditional model. None: an ordinary model.
+    distilled_guidance: tuple[float, float] | None = None
 
     @property
     def in_channels(self) -> int:
@@ -128,6 +133,9 @@ class ModelConfig:
             raise GlideError(f"unknown noise schedule {self.noise_schedule!r}")
         if self.super_res and not self.low_res_size:
             raise GlideError("a super-resolution model needs low_res_size")
+        g = self.distilled_guidance
+        if g is not None and (len(g) != 2 or not 0 <= g[0] <= g[1]):
+            raise GlideError(f"distilled_guidance must be (low, high) guidance scales, 0 <= low <= high; got {g}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +150,8 @@ class ModelConfig:
         unet = _build(UNetConfig, d.pop("unet", {}))
         text = d.pop("text", {})
         text = None if text is None else _build(TextConfig, text)
+        if d.get("distilled_guidance") is not None:
+            d["distilled_guidance"] = tuple(float(v) for v in d["distilled_guidance"])
         return cls(unet=unet, text=text, **d).validate()
 
 

@@ -6,6 +6,9 @@ inputs in one batch, push eps away from the unconditional prediction,
 and keep the conditional half's variance. s = 1 is plain conditional sampling (one forward pass);
 s = 0 is unconditional.
 
+Guidance-distilled models (ModelConfig.distilled_guidance, glide.training.distill) predict the guided output
+themselves, given the scale: `distilled` runs one row per image instead of two.
+
 Guidance interval (Kynkäänniemi et al. 2024, "Applying guidance in a limited interval improves sample and
 distribution quality in diffusion models"): guide only at the noise levels where it pays, and run the
 conditional half alone elsewhere, one forward pass instead of two. Which levels pay depends on the model
@@ -99,5 +102,18 @@ def classifier_free(model: GLIDE | Callable[..., torch.Tensor], cond: ModelInput
             last[:] = [diff]
         eps = uncond_out[:, :c] + scale * diff
         return torch.cat([eps, cond_out[:, c:]], dim=1)
+
+    return denoise
+
+
+def distilled(model: GLIDE | Callable[..., torch.Tensor], cond: ModelInputs, scale: float,
+              active: Callable[[torch.Tensor], bool] | None = None):
+    """The denoiser of a guidance-distilled model: the caption's row alone, asked for scale `scale` (one forward
+    pass where classifier-free guidance needs two). Outside `active(t)`, scale 1: the conditional model, as
+    `classifier_free` runs it there."""
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        w = scale if active is None or active(t) else 1.0
+        return model(x, t, guidance=torch.full((len(x),), float(w), device=x.device), **cond)
 
     return denoise

@@ -59,6 +59,9 @@ class Pipeline(EditingMixin):
         # Outside the interval, add the last guided step's difference instead of dropping guidance
         # (glide.guidance.classifier_free): closer to guidance at every step, at the speed of the interval.
         self.guidance_reuse = defaults.GUIDANCE_REUSE
+        # A guidance-distilled model (ModelConfig.distilled_guidance) predicts guided output in one row per image;
+        # False runs classifier-free guidance's two rows on it instead (its scale-1 predictions).
+        self.distilled_guidance = True
         # On CPU, NHWC convolutions are 10-30% faster (bench/cpu_sample.py); on CUDA the default is kept.
         fmt = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
         self.model = model.to(self.device, memory_format=fmt).eval()
@@ -183,6 +186,12 @@ class Pipeline(EditingMixin):
             self._compiled[id(model)] = torch.compile(model, mode=mode, dynamic=False)
         return self._compiled[id(model)]
 
+    def uses_distilled_guidance(self, model: GLIDE, scale: float) -> bool:
+        """Whether guidance at `scale` runs as one row per image: the model is guidance-distilled for that scale,
+        and `distilled_guidance` is on. Elsewhere classifier-free guidance runs two rows, as for any model."""
+        scales = model.cfg.distilled_guidance
+        return bool(self.distilled_guidance and scales and scale != 1.0 and scales[0] <= scale <= scales[1])
+
     def generator(self, seed: int | None) -> torch.Generator:
         """One torch.Generator on the pipeline's device, seeded `seed` (None: a random seed)."""
         g = torch.Generator(self.device)
@@ -267,7 +276,10 @@ class Pipeline(EditingMixin):
         interval = self.guidance_interval if guidance_interval == "pipeline" else guidance_interval
         active = guidance.noise_interval(self.alpha_bar(model), interval) if interval else None
         reuse = self.guidance_reuse if guidance_reuse == "pipeline" else bool(guidance_reuse)
-        denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale, active, reuse)
+        if self.uses_distilled_guidance(model, guidance_scale):
+            denoiser = guidance.distilled(self._model_fn(model), cond, guidance_scale, active)
+        else:
+            denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale, active, reuse)
         if x is None:
             x = randn((n, 3, size, size), generator, self.device) * temperature
         kwargs = dict(clip_denoised=True, denoised_fn=denoised_fn, generator=generator,

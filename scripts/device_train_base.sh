@@ -19,6 +19,9 @@
 # CONTINUE=1: a second call while the machine is still warm (it stays so for 30 s): continues from the first call's
 # exported weights at lr 2e-4, reusing its data and compile cache; carries nothing. The first lease did this by
 # hand: 7 + 2.2 minutes of training in 755 s of device time.
+# DISTILL=1: like CONTINUE=1, but guidance-distils the first call's exported weights instead
+# (configs/emoji-base-distill-gpu.toml, TRAIN_MIN minutes): the base it brings back samples with one forward pass
+# per image and step where classifier-free guidance needs two (docs/training.md, "Guidance distillation").
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
@@ -69,11 +72,14 @@ fi
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 WORK=${WORK:-/tmp/glide-train}; mkdir -p "$WORK"
 CONTINUE=${CONTINUE:-0}
+DISTILL=${DISTILL:-0}
+[ "$DISTILL" = 1 ] && CONTINUE=1  # the same start: the last call's weights, data and compile cache
+CONFIG=$([ "$DISTILL" = 1 ] && echo configs/emoji-base-distill-gpu.toml || echo configs/emoji-base-gpu.toml)
 if [ "$CONTINUE" = 1 ]; then
   # A second call on the still-warm machine: start from the last call's exported EMA weights, with its unpacked
   # data and its compile cache (the compile then takes seconds, not minutes). Needs no carry.
   if [ ! -f "$WORK/results/base/model.safetensors" ] || [ ! -f "$WORK/emoji_64.npz" ]; then
-    echo "error: CONTINUE=1 needs a previous call's $WORK/results/base and $WORK/emoji_64.npz on this machine" \
+    echo "error: CONTINUE=1 and DISTILL=1 need a previous call's $WORK/results/base and $WORK/emoji_64.npz on this machine" \
          "(it went back? then run without CONTINUE)" >&2
     exit 1
   fi
@@ -106,7 +112,7 @@ fi
 ARGS=(--data "$WORK/emoji_64.npz" --out "$WORK/run" --set time_limit_minutes=$TRAIN_MIN)
 [ -n "${BATCH:-}" ] && ARGS+=(--batch-size "$BATCH")
 # A continuation starts lower (the first lease's second call: 2e-4 after 50 warm-up steps), unless LR says otherwise.
-if [ -n "${LR:-}" ]; then ARGS+=(--lr "$LR"); elif [ "$CONTINUE" = 1 ]; then ARGS+=(--lr 2e-4); fi
+if [ -n "${LR:-}" ]; then ARGS+=(--lr "$LR"); elif [ "$CONTINUE" = 1 ] && [ "$DISTILL" != 1 ]; then ARGS+=(--lr 2e-4); fi
 [ -n "${COMPILE_MODE:-}" ] && ARGS+=(--set "compile_mode=\"$COMPILE_MODE\"")
 if [ "$QUICK" = 1 ] && [ "$CONTINUE" != 1 ] && [ "$FRESH" != 1 ]; then
   # A tiny random model in place of the bundled base, so the init-from path runs too.
@@ -124,7 +130,7 @@ fi
 if [ "$QUICK" = 1 ]; then
   ARGS+=(--batch-size 8 --set max_steps=6 --set log_every=3 --set checkpoint_every=3 --set warmup_steps=2 --set workers=1)
   [ "$CONTINUE" != 1 ] && ARGS+=(--set profile_at=1)
-elif [ "$CONTINUE" = 1 ]; then
+elif [ "$CONTINUE" = 1 ] && [ "$DISTILL" != 1 ]; then
   ARGS+=(--set warmup_steps=50)
 else
   ARGS+=(--set profile_at=300)
@@ -138,8 +144,8 @@ elif [ "$QUICK" = 1 ]; then ARGS+=(--init-from "$WORK/init")
 else ARGS+=(--init-from "$CARRY/base"); fi
 filter() { tr '\r' '\n' | grep -v "^train: .*/it\]$\|^train: .*it/s\]$"; }
 
-log "train the base alone on the GPU ($TRAIN_MIN min$([ "$FRESH" = 1 ] && [ "$CONTINUE" != 1 ] && echo ", fresh, pruned GPT-2 table"))"
-$PY -m glide train configs/emoji-base-gpu.toml "${ARGS[@]}" > "$WORK/train.log" 2>&1 &
+log "$([ "$DISTILL" = 1 ] && echo "guidance-distil" || echo train) the base alone on the GPU ($TRAIN_MIN min$([ "$FRESH" = 1 ] && [ "$CONTINUE" != 1 ] && echo ", fresh, pruned GPT-2 table"))"
+$PY -m glide train "$CONFIG" "${ARGS[@]}" > "$WORK/train.log" 2>&1 &
 PID=$!
 while kill -0 $PID 2>/dev/null; do
   sleep 30; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null | tee -a "$OUT/log.txt"
@@ -153,7 +159,7 @@ if [ $rc != 0 ] && [ ! -d "$WORK/run/checkpoints" ]; then
   log "retry with compile_mode=default for $left min"
   rm -rf "$WORK/run"
   ARGS+=(--set "compile_mode=\"default\"" --set time_limit_minutes=$left)
-  $PY -m glide train configs/emoji-base-gpu.toml "${ARGS[@]}" > "$WORK/train2.log" 2>&1
+  $PY -m glide train "$CONFIG" "${ARGS[@]}" > "$WORK/train2.log" 2>&1
   echo "training exit $?" | tee -a "$OUT/log.txt"
   filter < "$WORK/train2.log" | tail -15 | tee -a "$OUT/log.txt"
   filter < "$WORK/train2.log" >> "$WORK/train.log"

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from glide import official
@@ -75,3 +76,20 @@ def wait_for_server(proc: subprocess.Popen, url: str, timeout: float, describe) 
                 proc.kill()
                 pytest.fail(describe())
             time.sleep(0.2)
+
+
+def make_toy_data(d: Path) -> Path:
+    """Coloured squares on white, captioned by colour and position: d/toy.npz."""
+    rng = np.random.default_rng(0)
+    names = ["red", "green", "blue", "yellow"]
+    colours = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20)]
+    imgs, caps = [], []
+    for i in range(64):
+        k, left = i % 4, bool(rng.integers(0, 2))
+        im = np.full((32, 32, 3), 255, np.uint8)
+        x = 2 if left else 18
+        im[8:22, x : x + 12] = colours[k]
+        imgs.append(im)
+        caps.append(f"a {names[k]} square on the {'left' if left else 'right'}")
+    np.savez_compressed(d / "toy.npz", images=np.stack(imgs), captions=np.array(caps), split=np.array(["train"] * 64))
+    return d / "toy.npz"

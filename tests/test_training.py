@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from helpers import TINY_OPTIONS, free_port, make_official_checkpoint, run_cli
+from helpers import TINY_OPTIONS, free_port, make_official_checkpoint, make_toy_data, run_cli
 
 from glide.errors import GlideError
 from glide.runtime import cpu_has_native_bf16
@@ -25,21 +25,7 @@ from glide.training.trainer import Trainer, train
 
 @pytest.fixture(scope="module")
 def toy_data(tmp_path_factory) -> Path:
-    """Coloured squares on white, captioned by colour and position."""
-    d = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    names = ["red", "green", "blue", "yellow"]
-    colours = [(220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 20)]
-    imgs, caps = [], []
-    for i in range(64):
-        k, left = i % 4, bool(rng.integers(0, 2))
-        im = np.full((32, 32, 3), 255, np.uint8)
-        x = 2 if left else 18
-        im[8:22, x : x + 12] = colours[k]
-        imgs.append(im)
-        caps.append(f"a {names[k]} square on the {'left' if left else 'right'}")
-    np.savez_compressed(d / "toy.npz", images=np.stack(imgs), captions=np.array(caps), split=np.array(["train"] * 64))
-    return d / "toy.npz"
+    return make_toy_data(tmp_path_factory.mktemp("data"))
 
 
 def train_args(data, out, steps, *extra):

@@ -116,6 +116,8 @@ def _guidance_steps(pipe, args, inpaint: bool = False) -> None:
                          "give one with --guidance-interval LOW,HIGH")
     if reuse is not None:
         pipe.guidance_reuse = reuse
+    if getattr(args, "distilled_guidance", None) is not None:
+        pipe.distilled_guidance = args.distilled_guidance
 
 
 def _png_text(meta: dict) -> dict[str, str]:
@@ -133,7 +135,14 @@ def _run_settings(pipe, upsample: bool, guided: bool = True, inpaint: bool = Fal
         out["guidance_interval"] = defaults.interval_text(iv)
         if iv and pipe.guidance_reuse:
             out["guidance_reuse"] = True
+        if pipe.cfg.distilled_guidance:  # one row per image (within the model's scales), or the classic two
+            out["distilled_guidance"] = pipe.distilled_guidance
     return out
+
+
+DISTILLED_HELP = ("with a guidance-distilled model (such as the bundled base), guide with one forward pass per image "
+                  "and step, at scales within the model's distilled range; --no-distilled-guidance runs classifier-"
+                  "free guidance's two (default: on)")
 
 
 def _interval_option(s, inpaint: bool = False) -> None:
@@ -148,6 +157,8 @@ def _interval_option(s, inpaint: bool = False) -> None:
                    help="outside the guidance interval, add the last guided step's difference instead of dropping "
                         "guidance: nearer to guidance at every step, at the same speed as the interval "
                         f"(default: {'on' if defaults.GUIDANCE_REUSE else 'off'})")
+    s.add_argument("--distilled-guidance", action=argparse.BooleanOptionalAction, default=None,
+                   help=DISTILLED_HELP)
 
 
 def _save(images, out: Path, individual: bool, cols: int | None = None, metas: list[dict] | None = None,

@@ -10,7 +10,7 @@ from .. import defaults
 from ..errors import GlideError
 from .args import DTYPE_CHOICES, DTYPE_HELP, _finite, _interval, _positive_int, _scales, _seed, _steps
 from ..samplers import GUIDABLE
-from .common import SAMPLER_NAMES, _check_device, _guidance_steps, _run_settings
+from .common import DISTILLED_HELP, SAMPLER_NAMES, _check_device, _guidance_steps, _run_settings
 
 
 EVAL_HELP = """Sample a base model on held-out captions and score the samples against the real images.
@@ -33,7 +33,7 @@ def _eval_defaults(mode: str) -> dict:
              steps=str(defaults.SWEEP_STEPS) if sweep else str(defaults.STEPS), sampler=defaults.CLIP_SAMPLER if sweep else defaults.SAMPLER,
              seed=0, batch_size=defaults.EVAL_BATCH_SIZE, clip_model=None, judge_clip=None, open_clip_act="quickgelu",
              inception_weights=None, cache_dir=None, out={"sweep": "eval-sweep", "coco": "eval-coco"}.get(mode, "eval"),
-             guidance_interval=None, guidance_reuse=None,
+             guidance_interval=None, guidance_reuse=None, distilled_guidance=None,
              device=None, dtype=None, quiet=False, upsample=False, upsampler=None,
              upsample_steps=defaults.UPSAMPLE_STEPS)
     if coco:
@@ -92,6 +92,7 @@ def _eval_options(p: argparse.ArgumentParser, mode: str) -> None:
     add("--guidance-reuse", action=argparse.BooleanOptionalAction,
         help="outside the guidance interval, add the last guided step's difference instead of dropping guidance "
              f"(default: {'on' if defaults.GUIDANCE_REUSE else 'off'})")
+    add("--distilled-guidance", action=argparse.BooleanOptionalAction, help=DISTILLED_HELP)
     add("--steps", type=_steps, help="sampling steps, or a respacing like fast27")
     add("--sampler", choices=SAMPLER_NAMES, help="sampler")
     add("--seed", type=_seed, help="seed of the caption draw and of the noise")

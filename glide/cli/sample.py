@@ -40,6 +40,7 @@ def cmd_sample(args) -> int:
                 repeat += ["--guidance-interval", defaults.interval_text(args.guidance_interval or None)]
             if args.guidance_reuse is not None:
                 repeat += ["--guidance-reuse" if args.guidance_reuse else "--no-guidance-reuse"]
+            repeat += ["--no-distilled-guidance"] if args.distilled_guidance is False else []
             metas.append({"prompt": prompt, "seed": s, **common, "command": shlex.join(repeat)})
     grid_meta = {"prompt": args.prompt if len(args.prompt) > 1 else args.prompt[0], "seed": seed,
                  "seeds": f"image j of each prompt: seed {seed} + j", "num_images": args.num_images, **common}

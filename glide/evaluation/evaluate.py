@@ -162,14 +162,13 @@ def _savez_atomic(path: Path, **arrays) -> None:
 
 
 def _interval_key(pipe, interval, reuse: bool = False) -> list[str]:
-    """A guidance interval (and reuse outside it) in a sample cache key, as the model timesteps it guides, so that
-    "0.5,inf" and "0.5,1e9" share samples; none when every timestep is guided, as without an interval."""
-    if not interval:
-        return []
-    t = np.flatnonzero(guidance.guided_timesteps(pipe.alpha_bar(pipe.model), interval))
-    if t.size == pipe.model.cfg.diffusion_steps:
-        return []
-    return ["guided-t" + (f"{t[0]}-{t[-1]}" if t.size else "none")] + (["reuse"] if reuse else [])
+    """A guidance interval (and reuse outside it; two rows on a distilled model) in a sample cache key, as the model
+    timesteps it guides, so "0.5,inf" and "0.5,1e9" share samples; none when every timestep is guided."""
+    key = ["two-row"] if pipe.cfg.distilled_guidance and not pipe.distilled_guidance else []
+    t = np.flatnonzero(guidance.guided_timesteps(pipe.alpha_bar(pipe.model), interval)) if interval else None
+    if t is None or t.size == pipe.model.cfg.diffusion_steps:
+        return key
+    return key + ["guided-t" + (f"{t[0]}-{t[-1]}" if t.size else "none")] + (["reuse"] if reuse else [])
 
 
 def _cached(path: Path, make):

@@ -28,6 +28,15 @@ class TextEmbedding(NamedTuple):
         return TextEmbedding(self.pooled.repeat_interleave(n, 0), self.tokens.repeat_interleave(n, 0))
 
 
+def guidance_mlp(cfg: ModelConfig) -> nn.Sequential:
+    """The guidance scale's embedding (cfg.distilled_guidance), like the timestep's; its last layer starts at zero."""
+    ch, emb = cfg.unet.channels, 4 * cfg.unet.channels
+    mlp = nn.Sequential(nn.Linear(ch, emb), nn.SiLU(), nn.Linear(emb, emb))
+    if not mlp[2].weight.is_meta:
+        nn.init.zeros_(mlp[2].weight), nn.init.zeros_(mlp[2].bias)
+    return mlp
+
+
 class GLIDE(nn.Module):
     """eps and variance prediction: forward(x_t, t, text, ...) -> [B, 6, H, W] (eps | variance interpolation).
 
@@ -43,6 +52,7 @@ class GLIDE(nn.Module):
         self.text = TextEncoder(cfg.text) if cfg.text is not None else None
         self.unet = UNet(cfg.unet, cfg.in_channels, cfg.out_channels, cfg.text.width if cfg.text else None)
         self.text_proj = nn.Linear(cfg.text.width, self.unet.emb_dim) if cfg.text is not None else None
+        self.guidance_mlp = guidance_mlp(cfg) if cfg.distilled_guidance else None
         if cfg.prediction == "v":
             # A plain attribute, not a buffer: no state-dict entry, never on the meta device (from_numpy is always
             # on the CPU), and a constant to torch.compile, which a lazily created one would make recompile.
@@ -67,6 +77,8 @@ class GLIDE(nn.Module):
             elif isinstance(m, Attention):
                 nn.init.zeros_(m.proj.weight), nn.init.zeros_(m.proj.bias)
         nn.init.zeros_(self.unet.output_conv.weight), nn.init.zeros_(self.unet.output_conv.bias)
+        if self.guidance_mlp is not None:  # a student starts as its teacher's conditional model, whatever w
+            nn.init.zeros_(self.guidance_mlp[2].weight), nn.init.zeros_(self.guidance_mlp[2].bias)
         if self.text is not None:
             std = self.cfg.text.width**-0.5
             nn.init.normal_(self.text.token_embedding.weight, std=std)
@@ -90,11 +102,13 @@ class GLIDE(nn.Module):
         low_res: torch.Tensor | None = None,
         inpaint_image: torch.Tensor | None = None,
         inpaint_mask: torch.Tensor | None = None,
+        guidance: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x [B, 3, H, W] noisy image, t [B] ORIGINAL timesteps (0..T-1).
 
         Give the caption either pre-encoded (`text`) or as `tokens`/`mask`. `inpaint_mask` is 1 where
-        the image is known (kept) and 0 where it is to be generated.
+        the image is known (kept) and 0 where it is to be generated. `guidance` [B]: the guidance scale a
+        guidance-distilled model (cfg.distilled_guidance) predicts at (None: 1, the conditional model).
         """
         text_tokens = None
         if self.text is not None and text is None:
@@ -108,6 +122,8 @@ class GLIDE(nn.Module):
             if text is not None:
                 emb = emb + text.pooled.to(emb.dtype)
                 text_tokens = text.tokens
+            if self.guidance_mlp is not None:
+                emb = emb + self.guidance_mlp(self.guidance_embedding(guidance, t).to(emb.dtype))
         h = x
         if self.cfg.inpaint:
             if inpaint_image is None:
@@ -121,6 +137,12 @@ class GLIDE(nn.Module):
             h = torch.cat([h, F.interpolate(low_res, x.shape[2:], mode="bilinear", align_corners=False)], dim=1)
         out = self.unet(h, emb, text_tokens)
         return self.v_to_eps(out, x, t) if self.cfg.prediction == "v" else out
+
+    def guidance_embedding(self, guidance: torch.Tensor | None, t: torch.Tensor) -> torch.Tensor:
+        """Sinusoidal features of w - 1 (zero for the conditional model), on the timestep embedding's
+        frequencies; scaled so that the useful range of w (1 to about 10) spans hundreds, like timesteps."""
+        w = torch.ones_like(t, dtype=torch.float32) if guidance is None else guidance.float().expand(t.shape)
+        return timestep_embedding((w - 1) * 100, self.cfg.unet.channels)
 
     def v_to_eps(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """eps = sqrt(ab) v + sqrt(1 - ab) x_t, from x_t = sqrt(ab) x_0 + sqrt(1 - ab) eps and the definition of v."""

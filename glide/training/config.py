@@ -29,6 +29,7 @@ class TrainConfig:
     init_from: str | None = None  # fine-tune: a model folder, or an official .pt (with init_kind)
     init_kind: str | None = None  # official kind of init_from when it is a .pt: base, upsample, ...
     init_options: dict[str, Any] = field(default_factory=dict)  # official hyperparameters of init_from
+    distill_scales: list[float] = field(default_factory=list)  # [low, high]: distil init_from's guidance (distill.py)
     fit_vocab: bool = False  # gpt2 tokenizer, new model: prune the 50257-row table to the training captions' tokens
     # data
     data: str = ""
@@ -125,6 +126,13 @@ class TrainConfig:
         if self.fit_vocab and (self.kind == "clip" or self.init_from):
             raise GlideError("fit_vocab fits the text table of a new diffusion model; it does not go with "
                              "kind = \"clip\" or init_from")
+        if self.distill_scales:
+            if len(self.distill_scales) != 2 or not 0 <= self.distill_scales[0] <= self.distill_scales[1]:
+                raise GlideError(f"distill_scales must be [low, high] guidance scales, 0 <= low <= high; "
+                                 f"got {self.distill_scales}")
+            if not self.init_from or self.kind == "clip":
+                raise GlideError("distill_scales distils a teacher's guidance: it needs init_from (the teacher) "
+                                 "and a diffusion kind")
         if self.profile_at < 0:
             raise GlideError("profile_at must be a step number (0 = no profile)")
         if self.lr_schedule not in ("constant", "cosine"):

@@ -47,22 +47,39 @@ def init_model(cfg: TrainConfig, saved: dict | None,
         return ModelChoice("diffusion", ModelConfig.from_dict(saved["state"]["model_config"]), saved["model"])
     if cfg.init_from:
         sd, src_cfg = load_source(cfg)
-        model_cfg = src_cfg.with_kind(cfg.kind)
-        # The source decides the architecture; [model] may change only what keeps every weight's shape.
-        unsupported = sorted(set(cfg.model) - {"prediction"})
-        if unsupported:
-            raise GlideError(f"with init_from the model comes from {cfg.init_from}; [model] may set only "
-                             f"prediction (eps -> v fine-tuning), not {', '.join(unsupported)}")
-        if "prediction" in cfg.model:
-            model_cfg = model_cfg.replace(prediction=cfg.model["prediction"])
-        model_cfg = model_cfg.validate()
-        return ModelChoice("diffusion", model_cfg, adapt_inputs(sd, src_cfg, model_cfg))
+        model_cfg = source_config(cfg, src_cfg)
+        sd = adapt_inputs(sd, src_cfg, model_cfg)
+        if cfg.distill_scales:  # a guidance-distilled student: the source plus a zero-initialised scale embedding
+            from ..models.glide import guidance_mlp
+
+            model_cfg = model_cfg.replace(distilled_guidance=tuple(float(v) for v in cfg.distill_scales))
+            if not src_cfg.distilled_guidance:
+                sd = {**sd, **{f"guidance_mlp.{k}": v for k, v in guidance_mlp(model_cfg).state_dict().items()}}
+        elif src_cfg.distilled_guidance:
+            # Ordinary training would leave the scale embedding behind the rest of the network, and one-row
+            # guidance wrong: the model trains (and exports) as an ordinary one; distil it again afterwards.
+            model_cfg = model_cfg.replace(distilled_guidance=None)
+            sd = {k: v for k, v in sd.items() if not k.startswith("guidance_mlp.")}
+        return ModelChoice("diffusion", model_cfg, sd)
     model_cfg = cfg.model_config()
     if cfg.fit_vocab:
         if fit_vocab is None:
             raise GlideError("fit_vocab needs the training data: it is applied by the trainer")
         model_cfg = fit_vocab(model_cfg)
     return ModelChoice("diffusion", model_cfg)
+
+
+def source_config(cfg: TrainConfig, src_cfg: ModelConfig) -> ModelConfig:
+    """The source model's config turned to the run's kind. The source decides the architecture; [model] may
+    change only what keeps every weight's shape."""
+    model_cfg = src_cfg.with_kind(cfg.kind)
+    unsupported = sorted(set(cfg.model) - {"prediction"})
+    if unsupported:
+        raise GlideError(f"with init_from the model comes from {cfg.init_from}; [model] may set only "
+                         f"prediction (eps -> v fine-tuning), not {', '.join(unsupported)}")
+    if "prediction" in cfg.model:
+        model_cfg = model_cfg.replace(prediction=cfg.model["prediction"])
+    return model_cfg.validate()
 
 
 def load_source(cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], ModelConfig]:

@@ -197,4 +197,9 @@ def write_model_card(folder: Path, state: dict[str, Any], data: dict[str, Any], 
         f"- trained for {state['step']} steps ({weights} weights), run `{state.get('train_config', {}).get('out', '')}`",
         f"- training data: `{data['path']}`",
         f"- data filter: {filt}", ""])
+    scales = state.get("model_config", {}).get("distilled_guidance")
+    if scales:
+        text = text.rstrip("\n") + (f"\n- guidance-distilled from `{state.get('train_config', {}).get('init_from')}` for "
+                                     f"guidance scales {scales[0]:g} to {scales[1]:g}: one forward pass per image and "
+                                     f"step where classifier-free guidance runs two\n")
     write_text_atomic(Path(folder) / "README.md", text)

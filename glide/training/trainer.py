@@ -33,6 +33,7 @@ from .distributed import Distributed, local
 from .init import init_model
 from .resident import ResidentStream
 from .step import make_loss_fn
+from .distill import GuidanceDistillTask
 from .tasks import ClipTask, DiffusionTask
 
 PROFILE_STEPS = 5  # steps in the profile window of TrainConfig.profile_at
@@ -57,7 +58,8 @@ class Trainer:
 
         # The model: decided in one place (init.py), then built and filled.
         choice = init_model(cfg, saved, fit_vocab=self._fit_vocab)
-        self.task = (ClipTask if choice.kind == "clip" else DiffusionTask)(choice.config, cfg, self.device)
+        task = ClipTask if choice.kind == "clip" else GuidanceDistillTask if cfg.distill_scales else DiffusionTask
+        self.task = task(choice.config, cfg, self.device)
         self.model_cfg = self.task.cfg
         self.model = self.task.build().to(self.device)
         if choice.state is not None:
