@@ -272,13 +272,13 @@ class Pipeline(EditingMixin):
         n, size = len(prompts), model.cfg.unet.image_size
         extra = dict(inputs or {})
         cond = {"text": self.encode(prompts, model), **extra}
-        uncond = {"text": self.encode([""] * n, model), **extra}
         interval = self.guidance_interval if guidance_interval == "pipeline" else guidance_interval
         active = guidance.noise_interval(self.alpha_bar(model), interval) if interval else None
         reuse = self.guidance_reuse if guidance_reuse == "pipeline" else bool(guidance_reuse)
-        if self.uses_distilled_guidance(model, guidance_scale):
+        if self.uses_distilled_guidance(model, guidance_scale):  # no empty caption's row to encode
             denoiser = guidance.distilled(self._model_fn(model), cond, guidance_scale, active)
         else:
+            uncond = {"text": self.encode([""] * n, model), **extra}
             denoiser = guidance.classifier_free(self._model_fn(model), cond, uncond, guidance_scale, active, reuse)
         if x is None:
             x = randn((n, 3, size, size), generator, self.device) * temperature

@@ -140,9 +140,9 @@ def _run_settings(pipe, upsample: bool, guided: bool = True, inpaint: bool = Fal
     return out
 
 
-DISTILLED_HELP = ("with a guidance-distilled model (such as the bundled base), guide with one forward pass per image "
-                  "and step, at scales within the model's distilled range; --no-distilled-guidance runs classifier-"
-                  "free guidance's two (default: on)")
+DISTILLED_HELP = ("with a guidance-distilled model (glide train with distill_scales), guide with one forward "
+                  "pass per image and step, at scales within the model's distilled range; --no-distilled-guidance "
+                  "runs classifier-free guidance's two (default: on)")
 
 
 def _interval_option(s, inpaint: bool = False) -> None:

@@ -139,8 +139,8 @@ class GLIDE(nn.Module):
         return self.v_to_eps(out, x, t) if self.cfg.prediction == "v" else out
 
     def guidance_embedding(self, guidance: torch.Tensor | None, t: torch.Tensor) -> torch.Tensor:
-        """Sinusoidal features of w - 1 (zero for the conditional model), on the timestep embedding's
-        frequencies; scaled so that the useful range of w (1 to about 10) spans hundreds, like timesteps."""
+        """Sinusoidal features of (w - 1) * 100 on the timestep embedding's frequencies (None: w = 1, the
+        conditional model), so that the useful range of w (1 to about 10) spans hundreds, like timesteps."""
         w = torch.ones_like(t, dtype=torch.float32) if guidance is None else guidance.float().expand(t.shape)
         return timestep_embedding((w - 1) * 100, self.cfg.unet.channels)
 

@@ -4,8 +4,8 @@ A student learns to predict in ONE forward pass what its frozen teacher predicts
 guidance, which costs two (the caption's row and the empty caption's). The student is the teacher plus an
 embedding of the guidance scale w (ModelConfig.distilled_guidance), whose last layer starts at zero: at the first
 step the student is the teacher's conditional model at every w. Each example draws its own w from
-`distill_scales`, so one student serves every scale in that range, and w = 1 stays the conditional model
-(the classic two-row guidance still works on it).
+`distill_scales`, so one student serves every scale in that range; at w = 1 the target is the teacher's
+conditional prediction, so the classic two-row guidance still works on the student.
 
 The target is the teacher's guided eps with the conditional row's variance; the loss is the MSE in the space
 the model predicts (v's for a v model, like the hybrid loss) plus the variance channels' MSE. Everything else
