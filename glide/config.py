@@ -133,9 +133,8 @@ class ModelConfig:
             raise GlideError(f"unknown noise schedule {self.noise_schedule!r}")
         if self.super_res and not self.low_res_size:
             raise GlideError("a super-resolution model needs low_res_size")
-        g = self.distilled_guidance
-        if g is not None and (len(g) != 2 or not 0 <= g[0] <= g[1]):
-            raise GlideError(f"distilled_guidance must be (low, high) guidance scales, 0 <= low <= high; got {g}")
+        if self.distilled_guidance is not None:
+            check_scale_range(self.distilled_guidance, "distilled_guidance")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,6 +152,12 @@ class ModelConfig:
         if d.get("distilled_guidance") is not None:
             d["distilled_guidance"] = tuple(float(v) for v in d["distilled_guidance"])
         return cls(unet=unet, text=text, **d).validate()
+
+
+def check_scale_range(scales, name: str) -> None:
+    """A (low, high) range of guidance scales, 0 <= low <= high: a distilled model's, or a distillation run's."""
+    if len(scales) != 2 or not 0 <= scales[0] <= scales[1]:
+        raise GlideError(f"{name} must be [low, high] guidance scales, 0 <= low <= high; got {list(scales)}")
 
 
 def _build(klass, d: dict[str, Any]):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import KINDS, PRESETS, ModelConfig, get_preset
+from ..config import KINDS, PRESETS, ModelConfig, check_scale_range, get_preset
 from ..errors import GlideError
 
 if sys.version_info >= (3, 11):
@@ -127,9 +127,7 @@ class TrainConfig:
             raise GlideError("fit_vocab fits the text table of a new diffusion model; it does not go with "
                              "kind = \"clip\" or init_from")
         if self.distill_scales:
-            if len(self.distill_scales) != 2 or not 0 <= self.distill_scales[0] <= self.distill_scales[1]:
-                raise GlideError(f"distill_scales must be [low, high] guidance scales, 0 <= low <= high; "
-                                 f"got {self.distill_scales}")
+            check_scale_range(self.distill_scales, "distill_scales")
             if not self.init_from or self.kind == "clip":
                 raise GlideError("distill_scales distils a teacher's guidance: it needs init_from (the teacher) "
                                  "and a diffusion kind")
