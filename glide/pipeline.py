@@ -21,7 +21,7 @@ from .images import from_pil, quantize_8bit, to_pil
 from .loading import BUNDLED, default_model, load_model, resolve_model  # noqa: F401
 from .models import GLIDE, TextEmbedding
 from .pipeline_edits import EditingMixin
-from .runtime import Precision, default_device, default_precision, warn_if_bf16_is_emulated
+from .runtime import Precision, default_device, default_precision, warn_if_bf16_is_slow
 from .samplers import Generator, randn
 from .text import get_tokenizer
 from .validation import check_seed, finite, parse_steps
@@ -76,7 +76,7 @@ class Pipeline(EditingMixin):
         except ValueError as e:
             raise GlideError(str(e)) from None
         if self._precision is not None:
-            warn_if_bf16_is_emulated(self.device, self._precision.dtype, f"dtype {self._precision.name}")
+            warn_if_bf16_is_slow(self.device, self._precision.dtype, f"dtype {self._precision.name}")
         self._alpha_bars: dict[tuple, np.ndarray] = {}
         self._diffusions: dict[tuple, Diffusion] = {}
         # Identity of the loaded weights (glide.checkpoint.model_key of the folders from_pretrained loaded; empty for

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import platform
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -29,42 +31,86 @@ def default_device() -> torch.device:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 dot-product instructions (AVX512-BF16, or AMX tiles), where oneDNN runs bf16
-    convolutions and matmuls at about twice the fp32 rate. Elsewhere bf16 is emulated and no faster."""
+    """True on CPUs with bf16 dot-product instructions (AVX512-BF16, or AMX tiles). Elsewhere oneDNN emulates bf16,
+    several times slower than fp32. Having them does not make bf16 faster: see `cpu_bf16_speedup`."""
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
-def warn_if_bf16_is_emulated(device: torch.device, dtype: torch.dtype, what: str) -> None:
-    """Warn when bf16 is asked for on a CPU without bf16 instructions: oneDNN then emulates it, about 8x slower than
-    fp32 for the bundled base (0.95 s against 7.5 s per guided 4-image step on 2 cores of an AMD EPYC Zen 3)."""
-    if device.type == "cpu" and dtype == torch.bfloat16 and not cpu_has_native_bf16():
+# bf16 becomes a CPU default only where it beats fp32 by this much; the CPUs measured so far are far from it on
+# either side (docs/benchmarks.md: AMD Zen 4 about 1.8x, an Intel Xeon without AMX about 0.55x).
+BF16_MIN_SPEEDUP = 1.2
+
+
+@functools.cache
+def cpu_bf16_speedup() -> float | None:
+    """How many times faster bf16 runs than fp32 on this CPU, measured once per process (about 50 ms): the best
+    of 4 interleaved runs of a 3x3 convolution shaped like the bundled base's (128 channels, 32 px, channels_last),
+    the op that takes most of a U-Net step. None on a CPU without bf16 instructions, where bf16 is emulated.
+
+    Measured rather than read from the CPU flags because the flags do not tell: AMD's Zen 4 runs oneDNN's bf16
+    kernels about twice as fast as fp32, while an Intel Xeon whose AMX tiles are hidden (as under some hypervisors)
+    has the same AVX512-BF16 instructions and runs them at about half fp32's speed."""
+    if not cpu_has_native_bf16():
+        return None
+    x = torch.randn(4, 128, 32, 32).to(memory_format=torch.channels_last)
+    w = torch.randn(128, 128, 3, 3).to(memory_format=torch.channels_last)
+    pairs = {dtype: (x.to(dtype), w.to(dtype)) for dtype in (torch.float32, torch.bfloat16)}
+    best = dict.fromkeys(pairs, float("inf"))
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
+        for _ in range(4):
+            for dtype, (xx, ww) in pairs.items():
+                start = time.perf_counter()
+                torch.nn.functional.conv2d(xx, ww, padding=1)
+                best[dtype] = min(best[dtype], time.perf_counter() - start)
+    return best[torch.float32] / best[torch.bfloat16]
+
+
+def cpu_prefers_bf16() -> bool:
+    """Whether bf16 is the faster precision on this CPU (`cpu_bf16_speedup` at least `BF16_MIN_SPEEDUP`)."""
+    speedup = cpu_bf16_speedup()
+    return speedup is not None and speedup >= BF16_MIN_SPEEDUP
+
+
+def warn_if_bf16_is_slow(device: torch.device, dtype: torch.dtype, what: str) -> None:
+    """Warn when bf16 is asked for on a CPU where it runs slower than fp32: emulated without bf16 instructions
+    (about 8x slower for the bundled base on an AMD EPYC Zen 3: 7.5 s against 0.95 s per guided 4-image step),
+    or with them but no faster units (about 0.55x on an Intel Xeon without AMX)."""
+    if device.type != "cpu" or dtype != torch.bfloat16:
+        return
+    speedup = cpu_bf16_speedup()
+    if speedup is None:
         warnings.warn(f"{what}: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 is emulated and runs "
                       "several times slower than fp32; use fp32 here", stacklevel=3)
+    elif speedup < 1:
+        warnings.warn(f"{what}: bf16 runs at {speedup:.2f}x the speed of fp32 on this CPU (it has bf16 instructions "
+                      "but no faster units for them); fp32 is faster here", stacklevel=3)
 
 
 def cpu_description() -> dict:
     """What a benchmark row records about the CPU, the things that decide its figures: the model name, the
-    vector instruction set torch's kernels dispatch to (AVX512, AVX2, ...) and whether it has bf16 instructions."""
+    vector instruction set torch's kernels dispatch to (AVX512, AVX2, ...), whether it has bf16 instructions and
+    how much faster than fp32 they run (`cpu_bf16_speedup`)."""
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
     except OSError:  # not Linux
         pass
+    speedup = cpu_bf16_speedup()
     return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": cpu_has_native_bf16()}
+            "native_bf16": speedup is not None, "bf16_speedup": None if speedup is None else round(speedup, 2)}
 
 
 def device_text(device: torch.device) -> str:
     """The device a benchmark ran on, in a line: the GPU's name, or `cpu_description` and the threads
-    ("AMD EPYC (AVX2, no bf16 instructions), 2 threads")."""
+    ("AMD EPYC (AVX2, no bf16 instructions), 2 threads"; "... (AVX512, bf16 at 1.85x fp32), 2 threads")."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     d = cpu_description()
-    return (f"{d['cpu']} ({d['cpu_capability']}, {'bf16' if d['native_bf16'] else 'no bf16'} instructions), "
-            f"{torch.get_num_threads()} threads")
+    bf16 = f"bf16 at {d['bf16_speedup']:.2f}x fp32" if d["native_bf16"] else "no bf16 instructions"
+    return f"{d['cpu']} ({d['cpu_capability']}, {bf16}), {torch.get_num_threads()} threads"
 
 
 # An eps model's x_0 estimate, (x_t - sqrt(1 - ab) eps) / sqrt(ab), scales the rounding error of eps by
@@ -109,7 +155,7 @@ def default_precision(device: torch.device, cfg=None) -> Precision:
     """The compute precision for sampling with a model (its `ModelConfig`, `cfg`) when none is asked for.
 
     - CUDA: bf16 autocast.
-    - A CPU with native bf16 (`cpu_has_native_bf16`), where bf16 runs about 1.8x faster:
+    - A CPU where bf16 runs faster than fp32 (`cpu_prefers_bf16`: about 1.8x on AMD Zen 4):
       - a v-prediction model (the bundled base): bf16 at every step. The convolutions and image attention run in
         bf16; the conditioning (timestep and caption embeddings, AdaGN projections, the caption's keys and
         values), the normalisation statistics, the attention softmax and the output layer stay fp32. On the
@@ -120,11 +166,11 @@ def default_precision(device: torch.device, cfg=None) -> Precision:
         upsampler 0.072 dB of fidelity to the true art; mixed costs 0.004 dB (fp32 on NCHW instead of
         channels_last, the same maths summed in another order: 0.002 dB) and runs the upsampler 1.28x faster
         (docs/benchmarks.md, "Mixed precision for eps models").
-    - Otherwise fp32.
+    - Otherwise fp32: without bf16 instructions, and where they are no faster (an Intel Xeon without AMX).
     """
     if device.type == "cuda":
         return Precision(torch.bfloat16)
-    if device.type == "cpu" and cpu_has_native_bf16():
+    if device.type == "cpu" and cpu_prefers_bf16():
         if getattr(cfg, "prediction", "eps") == "v":
             return Precision(torch.bfloat16)
         return Precision.parse(MIXED)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from glide.runtime import cpu_has_native_bf16
+from glide.runtime import cpu_prefers_bf16
 from helpers import make_official_checkpoint, run_cli, write_options
 
 
@@ -183,7 +183,7 @@ def test_pngs_carry_their_settings_and_glide_info_reads_them(converted, tmp_path
     assert meta["prompt"] == "a red apple" and meta["seed"] == seed + 1 and meta["steps"] == "3"
     assert meta["sampler"] == "dpm++2m-sde" and meta["guidance_scale"] == 3.0 and meta["model"] == str(converted)
     # an eps model: mixed on a CPU with native bf16, else fp32 (glide.runtime.default_precision)
-    assert meta["dtype"] == ("mixed" if cpu_has_native_bf16() else "fp32")
+    assert meta["dtype"] == ("mixed" if cpu_prefers_bf16() else "fp32")
     assert meta["guidance_interval"] == "all"  # text-to-image is guided at every step (glide.defaults)
     assert b"tEXtglide" in (tmp_path / "s_001.png").read_bytes()  # a plain tEXt chunk (ASCII JSON)
     assert _in_process("info", tmp_path / "s_001.png") == 0

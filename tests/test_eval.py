@@ -12,7 +12,7 @@ from glide.data.arrays import save_arrays
 from glide.evaluation.metrics import (clip_score, drawn_colour, fd_from_features, frechet_distance, inception_score,
                                       paired_precision_recall_test, precision_recall)
 from glide.official.convert import convert_official
-from glide.runtime import cpu_has_native_bf16
+from glide.runtime import cpu_prefers_bf16
 
 
 def test_frechet_distance_closed_form():
@@ -147,7 +147,7 @@ def test_eval_cli_table_and_cache(tiny64, tmp_path):
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["rows"] == rows
     assert [f.stat().st_mtime_ns for f in cached] == stamps
     # Another precision makes samples of its own rather than reusing these.
-    assert res["config"]["dtype"] == ("mixed" if cpu_has_native_bf16() else "fp32")  # an eps model on a CPU
+    assert res["config"]["dtype"] == ("mixed" if cpu_prefers_bf16() else "fp32")  # an eps model on a CPU
     run_cli(*args, "--dtype", "bf16", check=True)
     assert len(list((tmp_path / "ev" / "samples").glob("*/*.npz"))) == 8
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["config"]["dtype"] == "bf16"

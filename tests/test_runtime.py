@@ -92,16 +92,18 @@ def test_text_is_encoded_once_per_distinct_prompt():
 
 
 def test_default_precision(monkeypatch):
-    """bf16 on CUDA; on a CPU with native bf16, bf16 for v models and mixed for eps models (runtime says why),
-    fp32 without it; each model of a pipeline gets its own default, and an explicit dtype overrides them all."""
+    """bf16 on CUDA; on a CPU where bf16 is faster than fp32, bf16 for v models and mixed for eps models (runtime
+    says why), fp32 where it is emulated or no faster; each model of a pipeline gets its own default, and an
+    explicit dtype overrides them all."""
     eps, v = get_preset("tiny"), get_preset("tiny").replace(prediction="v")
     cpu = torch.device("cpu")
     bf16, fp32 = runtime.Precision(torch.bfloat16), runtime.Precision(torch.float32)
     mixed = runtime.Precision(torch.bfloat16, runtime.BF16_MIN_ALPHA_BAR)
     assert runtime.default_precision(torch.device("cuda"), eps) == bf16
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
-    assert runtime.default_precision(cpu, v) == runtime.default_precision(cpu, eps) == fp32  # emulated: no faster
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
+    for slow in (None, 0.55, 1.1):  # emulated; bf16 instructions without faster units; barely faster
+        monkeypatch.setattr(runtime, "cpu_bf16_speedup", lambda: slow)
+        assert runtime.default_precision(cpu, v) == runtime.default_precision(cpu, eps) == fp32, slow
+    monkeypatch.setattr(runtime, "cpu_bf16_speedup", lambda: 1.85)
     assert runtime.default_precision(cpu, v) == bf16
     assert runtime.default_precision(cpu, eps) == runtime.default_precision(cpu) == mixed
     assert [p.name for p in (bf16, fp32, mixed)] == ["bf16", "fp32", "mixed"]
@@ -120,19 +122,39 @@ def test_default_precision(monkeypatch):
         Pipeline(base, "cpu", "int8")
 
 
-@pytest.mark.parametrize("native", [False, True])
-def test_bf16_asked_for_on_a_cpu_without_bf16_instructions_warns(monkeypatch, native):
-    """There bf16 is emulated, several times slower than fp32: asking for it (bf16 or mixed) says so; fp32 and
-    the default (fp32 on such a CPU) stay quiet."""
-    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+@pytest.mark.parametrize("speedup", [None, 0.55, 1.85])
+def test_bf16_asked_for_where_it_is_slower_warns(monkeypatch, speedup):
+    """Where bf16 is emulated (no bf16 instructions: None) or slower than fp32 (0.55x), asking for it (bf16 or mixed)
+    says so, and why; fp32 and the default (fp32 on such a CPU) stay quiet, and so does a CPU where bf16 is faster."""
+    monkeypatch.setattr(runtime, "cpu_bf16_speedup", lambda: speedup)
     model = GLIDE(get_preset("tiny"))
-    for dtype, warns in (("bf16", not native), ("mixed", not native), ("fp32", False), (None, False)):
+    slow = speedup is None or speedup < 1
+    why = "emulated" if speedup is None else "0.55x the speed of fp32"
+    for dtype, warns in (("bf16", slow), ("mixed", slow), ("fp32", False), (None, False)):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             Pipeline(model, "cpu", dtype)
-        assert [("emulated" in str(w.message)) for w in caught] == ([True] if warns else []), dtype
+        assert [(why in str(w.message)) for w in caught] == ([True] if warns else []), dtype
 
 
+def test_cpu_bf16_speedup_is_measured_once():
+    """The probe times real convolutions: a positive ratio on a CPU with bf16 instructions, None without them;
+    measured once per process (the default precision must not change between two calls), and benchmark rows
+    record it."""
+    speedup = runtime.cpu_bf16_speedup()
+    if runtime.cpu_has_native_bf16():
+        assert isinstance(speedup, float) and 0.05 < speedup < 20
+    else:
+        assert speedup is None
+    assert runtime.cpu_bf16_speedup() is speedup
+    assert runtime.cpu_prefers_bf16() == (speedup is not None and speedup >= runtime.BF16_MIN_SPEEDUP)
+    d = runtime.cpu_description()
+    assert d["native_bf16"] == (speedup is not None)
+    assert d["bf16_speedup"] == (None if speedup is None else round(speedup, 2))
+    assert ("bf16 at" in runtime.device_text(torch.device("cpu"))) == (speedup is not None)
+
+
+@pytest.mark.filterwarnings("ignore:dtype mixed")  # where bf16 is slower than fp32 (the warning's own test is above)
 def test_mixed_precision_switches_at_half_alpha_bar():
     """Mixed precision: bf16 at the steps with alpha_bar_t >= 1/2, fp32 at the noisier ones, decided per call
     by the noisiest row; the samples then differ from fp32 ones only through the low-noise steps."""

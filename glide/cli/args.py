@@ -13,8 +13,9 @@ from ..errors import GlideError
 WEIGHT_DTYPES = ("fp32", "bf16", "fp16")  # what weights can be stored in
 DTYPE_CHOICES = (*WEIGHT_DTYPES, "mixed")
 DTYPE_HELP = ("compute precision; mixed: bf16 at low noise, fp32 at high noise (default: bf16 on CUDA; on a CPU "
-              "with native bf16, bf16 for v-prediction models such as the bundled base, about 1.8x faster, and "
-              "mixed for eps models such as the bundled upsampler; fp32 elsewhere)")
+              "where bf16 runs faster than fp32, as measured at start-up (AMD Zen 4: about 1.8x), bf16 for "
+              "v-prediction models such as the bundled base and mixed for eps models such as the bundled upsampler; "
+              "fp32 elsewhere)")
 
 
 def _positive_int(s: str) -> int:

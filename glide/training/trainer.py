@@ -26,7 +26,7 @@ from ..data.filter import data_filter_record
 from ..data.loader import BatchStream, Position
 from ..errors import GlideError
 from ..files import write_text_atomic
-from ..runtime import warn_if_bf16_is_emulated
+from ..runtime import warn_if_bf16_is_slow
 from . import state as ckpt_io
 from .config import TrainConfig
 from .distributed import Distributed, local
@@ -124,7 +124,7 @@ class Trainer:
         # forward + loss, eager or compiled as one graph (step.py)
         amp = torch.bfloat16 if self._precision() == "bf16" else None
         if amp is not None and self.dist.rank == 0:
-            warn_if_bf16_is_emulated(self.device, amp, 'precision = "bf16"')
+            warn_if_bf16_is_slow(self.device, amp, 'precision = "bf16"')
         self.loss_fn = make_loss_fn(self.task, self.net, self.dgen, amp, cfg.compile, cfg.compile_mode)
 
     def _open_source(self, size: int):
