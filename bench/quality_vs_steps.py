@@ -9,7 +9,8 @@ A series or reference may end in @fp32 or @bf16 (the precision it samples in; de
 stored under names ending in -bf16) and in @iLOW-HIGH: classifier-free guidance only at the steps whose noise level
 sigma lies in (LOW, HIGH] (glide.guidance.noise_interval; names end in -iLOW-HIGH), and @r with it: outside the
 interval, the last guided step's difference is reused (glide.guidance.classifier_free; names end in -reuse).
-Without @i every step is guided, whatever the model's default interval.
+Without @i every step is guided, whatever the model's default interval. STEPS may also be a shaped schedule of
+glide.diffusion.schedule (`dpm++2m-sde:karras12`: 12 model calls spaced by Karras et al.'s rule).
 
 Samples are cached per batch under OUT (an interrupted run resumes; rows already sampled cost nothing). Writes
 OUT/results.jsonl, OUT/table.md and OUT/quality_vs_steps.png (FD in CLIP space and CLIP score against steps, log
@@ -27,6 +28,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from glide.clip.io import load_clip
+from glide.diffusion.schedule import SCHEDULE_SHAPES, space_timesteps
+from glide.errors import GlideError
 from glide.evaluation.evaluate import EvalConfig, Scorer, default_cache_dir, evaluate, model_key
 from glide.pipeline import Pipeline, default_model, resolve_model
 from glide.samplers import SAMPLERS
@@ -37,9 +40,15 @@ DEFAULT_SERIES = ("dpm++2m:10,15,25,50", "dpm++2m-sde:10,15,25", "ddpm:10,15,25,
 COLOURS = {"dpm++2m": (40, 90, 200), "dpm++2m-sde": (30, 150, 60), "ddpm": (200, 60, 60), "ddim": (130, 60, 170)}
 
 
+def _count(steps: int | str) -> int:
+    """The number of model calls of a step setting: 20, or 12 for a shaped schedule such as "karras12"."""
+    return int(str(steps).lstrip("abcdefghijklmnopqrstuvwxyz"))
+
+
 def _label(row: dict) -> str:
     interval = row.get("interval")
-    return (row["sampler"] + ("" if row.get("dtype", "fp32") == "fp32" else f" {row['dtype']}")
+    shape = str(row["steps"]).rstrip("0123456789")
+    return (row["sampler"] + (f" {shape}" if shape else "") + ("" if row.get("dtype", "fp32") == "fp32" else f" {row['dtype']}")
             + (f" guided in ({interval[0]:g}, {interval[1]:g}]" if interval else "")
             + (", reused outside" if row.get("reuse") else ""))
 
@@ -50,7 +59,7 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     w, h, pad = 420, 300, 52
     sheet = Image.new("RGB", (2 * w, h), "white")
     d = ImageDraw.Draw(sheet)
-    steps = [r["steps"] for r in rows] + [reference["steps"]]
+    steps = [_count(r["steps"]) for r in rows] + [_count(reference["steps"])]
     lo, hi = math.log(min(steps)), math.log(max(steps))
     series = list(dict.fromkeys(_label(r) for r in rows))
     for panel, (key, title) in enumerate((("fd_clip", "FD (CLIP space), lower is better"),
@@ -79,10 +88,10 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
         _, yref = px(math.exp(lo), reference[key])
         for xs in range(x0 + pad, x0 + w - pad, 10):
             d.line([xs, yref, xs + 5, yref], fill=(120, 120, 120), width=2)
-        d.text((x0 + pad + 4, yref - 14), f"{_label(reference)} {reference['steps']}", fill=(120, 120, 120))
+        d.text((x0 + pad + 4, yref - 14), f"{_label(reference)} {_count(reference['steps'])}", fill=(120, 120, 120))
         for k, name in enumerate(series):
             colour = COLOURS.get(name.split()[0], (0, 0, 0))
-            pts = [px(r["steps"], r[key]) for r in rows if _label(r) == name]
+            pts = [px(_count(r["steps"]), r[key]) for r in rows if _label(r) == name]
             if name.endswith("bf16"):
                 colour = tuple(int(c * 0.6 + 255 * 0.4) for c in colour)
             if len(pts) > 1:
@@ -93,9 +102,10 @@ def plot(rows: list[dict], reference: dict, path: Path) -> None:
     sheet.save(path)
 
 
-def parse_series(specs: list[str]) -> list[tuple[str, int, str, tuple[float, float] | None, bool]]:
-    """["dpm++2m:10,15", "ddpm:25@bf16@i0.28-5.42@r"] -> [("dpm++2m", 10, "fp32", None, False),
-    ("dpm++2m", 15, "fp32", None, False), ("ddpm", 25, "bf16", (0.28, 5.42), True)]"""
+def parse_series(specs: list[str]) -> list[tuple[str, int | str, str, tuple[float, float] | None, bool]]:
+    """["dpm++2m:10,15", "ddpm:25@bf16@i0.28-5.42@r", "dpm++2m-sde:karras12"] -> [("dpm++2m", 10, "fp32", None,
+    False), ("dpm++2m", 15, "fp32", None, False), ("ddpm", 25, "bf16", (0.28, 5.42), True), ("dpm++2m-sde",
+    "karras12", "fp32", None, False)]: a step count, or a shaped schedule of glide.diffusion.schedule."""
     out = []
     for spec in specs:
         head, *tails = spec.split("@")
@@ -114,15 +124,26 @@ def parse_series(specs: list[str]) -> list[tuple[str, int, str, tuple[float, flo
                     raise ValueError(tail)
             if sampler not in SAMPLERS or not steps or (reuse and not interval):
                 raise ValueError(head)
-            counts = [int(s) for s in steps.split(",")]
+            counts = [int(s) if s.isdigit() else _shaped(s) for s in steps.split(",")]
         except ValueError:
-            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...][@fp32|@bf16][@iLOW-HIGH[@r]] with a sampler "
+            raise SystemExit(f"--series expects SAMPLER:STEPS[,STEPS...][@fp32|@bf16][@iLOW-HIGH[@r]] (STEPS: a count or "
+                         f"a shaped schedule such as karras12) with a sampler "
                              f"in {', '.join(SAMPLERS)}; got {spec!r}") from None
         out += [(sampler, n, dtype, interval, reuse) for n in counts]
     return out
 
 
-def setting_name(sampler: str, steps: int, dtype: str, interval: tuple[float, float] | None = None,
+def _shaped(spec: str) -> str:
+    if not any(spec.startswith(shape) for shape in SCHEDULE_SHAPES):
+        raise ValueError(spec)
+    try:
+        space_timesteps(1000, spec)
+    except GlideError:
+        raise ValueError(spec) from None
+    return spec
+
+
+def setting_name(sampler: str, steps: int | str, dtype: str, interval: tuple[float, float] | None = None,
                  reuse: bool = False) -> str:
     return (f"{sampler}-{steps}" + ("" if dtype == "fp32" else f"-{dtype}")
             + (f"-i{interval[0]:g}-{interval[1]:g}" if interval else "") + ("-reuse" if reuse else ""))

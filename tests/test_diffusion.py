@@ -6,6 +6,7 @@ import torch
 
 from glide.config import get_preset
 from glide.diffusion import Diffusion, beta_schedule, space_timesteps
+from glide.diffusion.schedule import SCHEDULE_SHAPES, SIGMA_MAX
 from glide.errors import GlideError
 from glide import guidance
 from glide.models import GLIDE
@@ -38,6 +39,38 @@ def test_respacing_special_cases():
     assert space_timesteps(1000, "") == list(range(1000))
     assert len(space_timesteps(1000, "100")) == 100 and space_timesteps(1000, "100")[-1] == 999
     for bad in ("ddim7777", "-3", "abc", "2000", "0"):
+        with pytest.raises(GlideError):
+            space_timesteps(1000, bad)
+
+
+@pytest.mark.parametrize("shape", sorted(SCHEDULE_SHAPES))
+@pytest.mark.parametrize("n", [2, 3, 12, 20, 999, 1000])
+def test_shaped_schedules_keep_n_distinct_timesteps_from_0_to_999(shape, n):
+    """A shaped schedule ("karras12") makes exactly N model calls: N distinct timesteps, the noisiest first, the
+    last at timestep 0, even where the shape crowds more points into one end than it has timesteps."""
+    base = Diffusion(beta_schedule("squaredcos_cap_v2"))
+    kept = space_timesteps(1000, f"{shape}{n}", base.alphas_cumprod)
+    assert len(kept) == len(set(kept)) == n and kept == sorted(kept) and kept[0] == 0 and kept[-1] == 999
+    d = base.respace(f"{shape}{n}")  # the process uses the model's own noise levels
+    assert d.timesteps == kept
+    np.testing.assert_allclose(d.alphas_cumprod, base.alphas_cumprod[kept], rtol=1e-6)
+
+
+def test_shaped_schedules_follow_their_noise_levels():
+    """snr: evenly spaced in log-SNR below sigma_max; karras: sigma^(1/7) evenly spaced below it; quad: t grows as
+    the square of the step (to within the rounding to whole timesteps)."""
+    ab = np.cumprod(1 - beta_schedule("squaredcos_cap_v2"))
+    sigma = np.sqrt((1 - ab) / ab)
+    snr = space_timesteps(1000, "snr12", ab)[:-1]
+    assert sigma[snr[-1]] == pytest.approx(SIGMA_MAX, rel=0.1)
+    gaps = np.diff(np.log(sigma[snr]))
+    assert gaps.max() - gaps.min() < 0.35 * gaps.mean()
+    karras = space_timesteps(1000, "karras12", ab)[:-1]
+    gaps = np.diff(sigma[karras] ** (1 / 7))
+    assert gaps.max() - gaps.min() < 0.35 * gaps.mean()
+    quad = space_timesteps(1000, "quad12", ab)
+    assert quad == [round(999 * (i / 11) ** 2) for i in range(12)]
+    for bad in ("karras1", "snr0", "karras", "quadx", "snr1001"):
         with pytest.raises(GlideError):
             space_timesteps(1000, bad)
 

@@ -154,7 +154,8 @@ def register(sub) -> None:
     s.add_argument("-n", "--num-images", type=_positive_int, default=4, help="images per prompt")
     s.add_argument("--guidance-scale", type=_finite, default=defaults.GUIDANCE, help="classifier-free guidance scale")
     s.add_argument("--steps", type=_steps, default=None,
-                   help=f"sampling steps, or a respacing like fast27 (default {defaults.STEPS}; "
+                   help=f"sampling steps (evenly spaced), or a respacing like fast27 or karras12 (12 steps, Karras "
+                        f"spacing: docs/benchmarks.md) (default {defaults.STEPS}; "
                         f"{defaults.CLIP_STEPS} with CLIP guidance)")
     s.add_argument("--sampler", choices=SAMPLER_NAMES, default=None,
                    help=f"dpm++2m-sde (SDE-DPM-Solver++ 2M: good in 15-25 steps), dpm++2m (its deterministic form), "

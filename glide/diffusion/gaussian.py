@@ -65,7 +65,7 @@ class Diffusion:
 
     def respace(self, respacing: str | int | list[int]) -> "Diffusion":
         """A process over a subset of this one's timesteps, with betas that keep alpha_bar at each kept step."""
-        keep = space_timesteps(self.num_timesteps, respacing)
+        keep = space_timesteps(self.num_timesteps, respacing, self.alphas_cumprod)
         if len(keep) < 2:  # the posterior variance of the first step is defined from the second
             raise GlideError(f"sampling needs at least 2 steps; {respacing!r} keeps {len(keep)}")
         new_betas, last = [], 1.0
