@@ -139,9 +139,12 @@ def test_bf16_asked_for_where_it_is_slower_warns(monkeypatch, speedup):
 
 def test_cpu_bf16_speedup_is_measured_once():
     """The probe times real convolutions: a positive ratio on a CPU with bf16 instructions, None without them;
-    measured once per process (the default precision must not change between two calls), and benchmark rows
-    record it."""
+    measured once per process (the default precision must not change between two calls) without touching the
+    global random stream, and benchmark rows record it."""
+    runtime.cpu_bf16_speedup.cache_clear()
+    state = torch.get_rng_state()
     speedup = runtime.cpu_bf16_speedup()
+    assert torch.equal(torch.get_rng_state(), state)  # the probe leaves the global random stream alone
     if runtime.cpu_has_native_bf16():
         assert isinstance(speedup, float) and 0.05 < speedup < 20
     else:
