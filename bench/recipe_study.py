@@ -118,8 +118,9 @@ def _clip():
     return load_clip(default_model("clip"))
 
 
-def retrieval(clip, images: np.ndarray, labels: np.ndarray, captions: list[str]) -> dict[str, float]:
-    """Share of images whose own caption (index labels[i]) is the CLIP's best / among its best five."""
+def caption_ranks(clip, images: np.ndarray, labels: np.ndarray, captions: list[str]) -> np.ndarray:
+    """Each image's own caption's rank (0 = best) among `captions` by the CLIP's similarity; labels[i] indexes
+    image i's own caption."""
     import torch
     from PIL import Image
 
@@ -129,8 +130,13 @@ def retrieval(clip, images: np.ndarray, labels: np.ndarray, captions: list[str])
     if images.shape[1] != size:  # a 32 px sample is shown to the 64 px CLIP enlarged, as a user would see it
         images = np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BICUBIC)) for im in images])
     sims = torch.from_numpy(clip_image_features(clip, images)) @ torch.from_numpy(clip_text_features(clip, captions)).T
-    rank = (sims > sims[torch.arange(len(labels)), torch.from_numpy(labels)][:, None]).sum(1)
-    return {"top1": round((rank < 1).float().mean().item(), 4), "top5": round((rank < 5).float().mean().item(), 4)}
+    return (sims > sims[torch.arange(len(labels)), torch.from_numpy(labels)][:, None]).sum(1).numpy()
+
+
+def retrieval(clip, images: np.ndarray, labels: np.ndarray, captions: list[str]) -> dict[str, float]:
+    """Share of images whose own caption (index labels[i]) is the CLIP's best / among its best five."""
+    rank = caption_ranks(clip, images, labels, captions)
+    return {"top1": round(float((rank < 1).mean()), 4), "top5": round(float((rank < 5).mean()), 4)}
 
 
 def cmd_ceiling(args) -> None:
@@ -178,6 +184,7 @@ def cmd_eval(args) -> None:
             gens = [torch.Generator().manual_seed(1000 + s + j) for j in range(len(batch))]
             images.append(to_uint8(pipe.sample(batch, generator=gens)).numpy())
         images = np.concatenate(images)
+        np.save(out / "samples.npy", images)  # for paired comparisons (bench/balance_study.py compare)
         row.update(retrieval(clip, images, np.repeat(np.arange(len(captions)), args.samples), captions))
         row["sampler"] = f"{defaults.SAMPLER} {defaults.STEPS} steps, guidance {defaults.GUIDANCE}"
         if (out / "train.json").is_file():

@@ -1,6 +1,7 @@
 """Deterministic, resumable batches of (images, captions) for training.
 
-The order is a seeded permutation per epoch, split between ranks (`perm[rank::world]`). The position
+The order is a seeded permutation per epoch, split between ranks (`perm[rank::world]`); with draw weights
+(concept balancing, glide.data.balance) an epoch is instead as many seeded draws with replacement. The position
 (epoch, cursor) is saved in checkpoints, so a resumed run sees exactly the batches it would have seen.
 Unreadable images are skipped and counted, never fatal.
 """
@@ -28,8 +29,10 @@ class Position:
 
 class BatchStream:
     def __init__(self, source, batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 position: Position | None = None, workers: int = 2, hflip: bool = False):
+                 position: Position | None = None, workers: int = 2, hflip: bool = False,
+                 weights: np.ndarray | None = None):
         self.source, self.batch_size, self.seed = source, batch_size, seed
+        self.weights = weights  # draw probabilities per item (glide.data.balance), or None: uniform
         self.rank, self.world = rank, world
         self.pos = position or Position()
         self.hflip = hflip
@@ -38,8 +41,9 @@ class BatchStream:
         self.last_bad = ""  # the latest unreadable image and why, for the warnings
 
     def _order(self, epoch: int) -> np.ndarray:
-        n = len(self.source)
-        return np.random.default_rng([self.seed, epoch]).permutation(n)[self.rank :: self.world]
+        n, rng = len(self.source), np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(n) if self.weights is None else rng.choice(n, size=n, p=self.weights)
+        return order[self.rank :: self.world]
 
     def _load(self, i: int):
         try:

@@ -36,6 +36,10 @@ class TrainConfig:
     background: str = "white"  # RGBA images are composited on this
     hflip: bool = False  # off by default: captions can name a side
     caption_filter: str = ""  # a regular expression: train only on images whose caption matches it
+    # concept balancing (glide.data.balance): captions equal once this regex's matches are removed are one concept;
+    # "skin-tones" names the emoji data's tone phrases. "" = uniform draws
+    concept_pattern: str = ""
+    concept_power: float = 1.0  # draw an image with probability ~ (its concept's image count) ** -power; 0 = uniform
     caption_dropout: float = 0.2  # share of empty captions, for classifier-free guidance
     alt_caption_prob: float = 0.0  # chance of using an alternative caption when the data has them
     p_unmasked: float = 0.25  # inpainting kinds: share of examples with nothing known (plain text2im)
@@ -111,6 +115,13 @@ class TrainConfig:
             raise GlideError("microbatch must be >= 0")
         if not 0 <= self.caption_dropout <= 1:
             raise GlideError("caption_dropout must be in [0, 1]")
+        if self.concept_pattern:
+            from ..data.balance import concept_regex
+
+            concept_regex(self.concept_pattern)  # a bad pattern fails here, before any model is built
+        if not 0 <= self.concept_power <= 1:
+            raise GlideError(f"concept_power must be in [0, 1] (0 = uniform, 1 = every concept equally often), "
+                             f"got {self.concept_power}")
         if self.snr_gamma < 0:
             raise GlideError(f"snr_gamma must be >= 0 (0 = off), got {self.snr_gamma}")
         if not 0 <= self.ema_rate < 1:

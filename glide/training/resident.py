@@ -5,7 +5,8 @@ inpainting masks on the CPU, then copies each batch to the device: a host round 
 GPU waits on. Here the images live on the device as one uint8 tensor and every caption of every image is
 tokenized once into a device table, so a step is only indexing and random draws on a device generator:
 
-- order: a seeded permutation per epoch (made on the device), split between ranks like `BatchStream`;
+- order: a seeded permutation per epoch (made on the device), split between ranks like `BatchStream`, or with
+  concept balancing as many weighted draws with replacement;
 - captions: the canonical one, an alternative with probability `alt_caption_prob`, the empty one with
   probability `caption_dropout`;
 - inpainting masks: `glide.data.masks.device_masks` (rectangles, brush strokes, a share with nothing known);
@@ -28,7 +29,7 @@ from ..images import from_uint8
 
 class ResidentStream:
     def __init__(self, source, task, cfg, device: torch.device, rank: int = 0, world: int = 1,
-                 position: Position | None = None):
+                 position: Position | None = None, weights: np.ndarray | None = None):
         if getattr(source, "streaming", False):
             raise GlideError("resident = true needs random-access data (.npz, folder or .jsonl), not WebDataset shards")
         if task.tokenizer is None:
@@ -46,6 +47,7 @@ class ResidentStream:
         self.empty_tokens, self.empty_mask = empty_t.to(device), empty_m.to(device)
         self.gen = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank + 700)
         self._perm_epoch, self._perm = -1, None
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
 
     @staticmethod
     def _read(source) -> tuple[np.ndarray, list[list[str]]]:
@@ -69,7 +71,10 @@ class ResidentStream:
     def _order(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
             g = torch.Generator(self.device).manual_seed(self.cfg.seed * 100_003 + epoch)
-            perm = torch.randperm(self.n, generator=g, device=self.device)
+            if self.weights is None:
+                perm = torch.randperm(self.n, generator=g, device=self.device)
+            else:
+                perm = torch.multinomial(self.weights, self.n, replacement=True, generator=g)
             self._perm, self._perm_epoch = perm[self.rank :: self.world], epoch
         return self._perm
 

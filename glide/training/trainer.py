@@ -23,6 +23,7 @@ from ..config import ModelConfig
 from ..data.datasets import CaptionFilter, open_source
 from ..text import fit_vocab
 from ..data.filter import data_filter_record
+from ..data import balance
 from ..data.loader import BatchStream, Position
 from ..errors import GlideError
 from ..files import write_text_atomic
@@ -100,15 +101,17 @@ class Trainer:
         self.local_batch = cfg.batch_size // self.dist.world
         rank_state = saved["ranks"].get(self.dist.rank) if saved else None
         position = Position(**rank_state["position"]) if rank_state else None
+        weights = self._concept_weights(source)
         if cfg.resident:  # the dataset on the device, every per-step draw made there
-            self.stream = ResidentStream(source, self.task, cfg, self.device, self.dist.rank, self.dist.world, position)
+            self.stream = ResidentStream(source, self.task, cfg, self.device, self.dist.rank, self.dist.world, position,
+                                         weights)
             if rank_state:
                 if "resident" not in rank_state["rng"]:
                     raise GlideError("this run was trained with resident = false; resume it with the same setting")
                 self.stream.gen.set_state(ckpt_io.rng_from_str(rank_state["rng"]["resident"]))
         else:
             self.stream = BatchStream(source, self.local_batch, cfg.seed, self.dist.rank, self.dist.world, position,
-                                      workers=cfg.workers, hflip=cfg.hflip)
+                                      workers=cfg.workers, hflip=cfg.hflip, weights=weights)
 
         # Training randomness (timesteps, noise, caption dropout, masks) has its own generators.
         # On the CPU: caption dropout and masks. On the training device: timesteps and noise (no transfer).
@@ -137,6 +140,13 @@ class Trainer:
                     tqdm.write(f"caption_filter {cfg.caption_filter!r}: training on {len(source)} image(s)")
             self._source = (size, source)
         return self._source[1]
+
+    def _concept_weights(self, source):
+        """Draw probabilities for concept balancing (glide.data.balance), or None for a uniform order."""
+        weights = balance.source_weights(source, self.cfg.concept_pattern, self.cfg.concept_power)
+        if weights is not None and self.dist.rank == 0:
+            tqdm.write(balance.summary(source, self.cfg.concept_pattern, self.cfg.concept_power, weights))
+        return weights
 
     def _fit_vocab(self, model_cfg: ModelConfig) -> ModelConfig:
         """Prune the GPT-2 table to the tokens of the training captions (alternatives included)."""
