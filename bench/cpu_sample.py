@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 
 import torch
 
 from glide.defaults import INPAINT_GUIDANCE_INTERVAL
+from glide.evaluation.metrics import psnr
+from glide.images import to_uint8
 from glide.pipeline import Pipeline, default_model, load_model
 from glide.runtime import cpu_description, cpu_has_native_bf16, default_precision, keep_freed_memory
 
@@ -49,13 +50,6 @@ def timed(fn, repeats: int) -> tuple[float, float]:
         fn()
         best = min(best, time.perf_counter() - t0)
     return first, best
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB between two image batches in [-1, 1], after 8-bit quantisation as a saved PNG would have."""
-    q = lambda x: ((x.clamp(-1, 1) + 1) * 127.5).round()
-    mse = float(((q(a) - q(b)) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
 
 
 def main() -> None:
@@ -144,7 +138,7 @@ def main() -> None:
                 pipe = Pipeline(base, "cpu", dtype)
                 outs[dtype] = pipe.sample([PROMPT] * 4, guidance_scale=3.0, steps=args.steps, sampler=sampler,
                                           generator=torch.Generator().manual_seed(0))
-            line = {"psnr_bf16_vs_fp32_db": round(psnr(outs["fp32"], outs["bf16"]), 1), "sampler": sampler,
+            line = {"psnr_bf16_vs_fp32_db": round(psnr(to_uint8(outs["fp32"]), to_uint8(outs["bf16"])), 1), "sampler": sampler,
                     "steps": args.steps, "images": 4}
             print(json.dumps(line), flush=True)
             if args.json:

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from glide import defaults, hooks
 from glide.clip.io import load_clip
 from glide.evaluation.evaluate import EvalConfig, load_reference
+from glide.evaluation.metrics import psnr
 from glide.images import from_uint8, to_uint8
 from glide.pipeline import Pipeline, default_model
 
@@ -71,8 +72,7 @@ def region_psnr(x: np.ndarray, real: np.ndarray) -> np.ndarray:
     """PSNR of each image's repainted box against the real art, [N]."""
     size = real.shape[1]
     box = (slice(None), slice(size // 4, 3 * size // 4), slice(size // 4, 3 * size // 4))
-    mse = ((x[box].astype(np.float64) - real[box].astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
-    return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
+    return psnr(x[box], real[box], per_image=True)
 
 
 def main() -> None:
@@ -115,9 +115,9 @@ def main() -> None:
     ref_psnr = region_psnr(reference, real)
 
     def psnr_row(name, x, draws):
-        psnr = region_psnr(x, real)
-        diff = np.array([psnr[i].mean() - ref_psnr[i].mean() for i in draws])
-        return {"region_psnr": round(float(psnr.mean()), 3), "region_psnr_reference": round(float(ref_psnr.mean()), 3),
+        mine = region_psnr(x, real)
+        diff = np.array([mine[i].mean() - ref_psnr[i].mean() for i in draws])
+        return {"region_psnr": round(float(mine.mean()), 3), "region_psnr_reference": round(float(ref_psnr.mean()), 3),
                 "region_psnr_diff_std": round(float(diff.std()), 3)}
 
     clip = load_clip(default_model("clip"), "cpu")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 import torch
 
 from glide import GLIDE, Pipeline
+from glide.evaluation.metrics import psnr
 from glide.images import to_uint8
 from glide.keys import from_official
 from glide.runtime import device_text
@@ -144,12 +144,6 @@ def variants(names: list[str], device: torch.device) -> list[tuple[str, dict]]:
     return out
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    qa, qb = [to_uint8(x).float() for x in (a, b)]
-    mse = ((qa - qb) ** 2).mean().item()
-    return float("inf") if mse == 0 else 10 * math.log10(255**2 / mse)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference-src", required=True, help="a checkout of openai/glide-text2im (never committed)")
@@ -210,13 +204,13 @@ def main() -> None:
     den = guidance.classifier_free(pipe32._model_fn(ours_model), {"text": texts[0]}, {"text": texts[1]}, 3.0)
     mine = sample_ddim(den, d, noise.clone())
     emit({"bench": "match_fp32", "sampler": "ddim", "steps": d.num_timesteps, "images": n,
-          "max_abs_diff": (mine - off).abs().max().item(), "psnr_8bit_db": round(psnr(mine, off), 2)})
+          "max_abs_diff": (mine - off).abs().max().item(), "psnr_8bit_db": round(psnr(to_uint8(mine), to_uint8(off)), 2)})
     if device.type == "cuda":
         g32, g16 = torch.Generator(device).manual_seed(1), torch.Generator(device).manual_seed(1)
         a = Pipeline(ours_model, device, "fp32").sample([PROMPT] * 8, guidance_scale=3.0, steps=steps, generator=g32)
         b = Pipeline(ours_model, device, "bf16").sample([PROMPT] * 8, guidance_scale=3.0, steps=steps, generator=g16)
         emit({"bench": "bf16_psnr", "sampler": "ddpm", "steps": int(steps), "images": 8,
-              "psnr_8bit_db": round(psnr(a, b), 2)})
+              "psnr_8bit_db": round(psnr(to_uint8(a), to_uint8(b)), 2)})
 
     # -- base sampling ----------------------------------------------------------------------------
     for b in [int(s) for s in args.batches.split(",") if s]:

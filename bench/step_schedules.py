@@ -24,15 +24,10 @@ import torch
 from glide.diffusion.gaussian import Diffusion
 from glide.diffusion.schedule import SCHEDULE_SHAPES, space_timesteps
 from glide.evaluation.evaluate import EvalConfig, load_reference
+from glide.evaluation.metrics import psnr
 from glide.pipeline import Pipeline, default_model
 from glide.runtime import device_text
 from glide.samplers import randn
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """Per image, for images in [-1, 1] (peak-to-peak 2)."""
-    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-12)
-    return (10 * torch.log10(4 / mse)).numpy()
 
 
 def main() -> None:
@@ -83,7 +78,7 @@ def main() -> None:
             spec = str(steps) if shape == "even" else f"{shape}{steps}"
             timesteps = space_timesteps(full.num_timesteps, spec, full.alphas_cumprod)
             images, seconds = run(spec)
-            p = psnr(images, reference)
+            p = psnr(images, reference, peak=2.0, per_image=True)  # [-1, 1] images
             row = {"schedule": shape, "spec": spec, "steps": steps, "psnr_median": round(float(np.median(p)), 2),
                    "psnr_p10": round(float(np.percentile(p, 10)), 2), "timesteps": timesteps, "n": len(captions),
                    "reference": f"dpm++2m-{args.reference_steps}", "guidance": args.guidance_scale,

@@ -20,13 +20,9 @@ import torch
 from PIL import Image
 
 from glide.data.datasets import NpzSource
+from glide.evaluation.metrics import psnr
 from glide.images import grid
 from glide.pipeline import Pipeline, load_model
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def main() -> None:

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import TINY_OPTIONS, make_official_checkpoint, run_cli
 
 from glide.data.arrays import save_arrays
-from glide.evaluation.metrics import (clip_score, drawn_colour, fd_from_features, frechet_distance, inception_score,
+from glide.evaluation.metrics import (clip_score, drawn_colour, psnr, fd_from_features, frechet_distance, inception_score,
                                       paired_precision_recall_test, precision_recall)
 from glide.official.convert import convert_official
 from glide.runtime import cpu_prefers_bf16
@@ -77,6 +78,19 @@ def test_drawn_colour_ignores_the_white_ground():
     got = drawn_colour(x)
     assert np.allclose(got[0], [(200 * 16 + 10 * 8) / 24, 10, (10 * 16 + 100 * 8) / 24])
     assert np.array_equal(got[1:], np.full((2, 3), 255.0))
+
+
+def test_psnr_closed_forms():
+    """The one PSNR every benchmark uses: uint8 off by one everywhere is 20 log10(255) dB; [-1, 1] images with
+    peak 2; one value per image; tensors and arrays alike; identical images are inf."""
+    a = np.full((2, 4, 4, 3), 100, np.uint8)
+    b = a + np.array([1, 3], np.uint8).reshape(2, 1, 1, 1)
+    assert psnr(a, a + 1) == pytest.approx(20 * np.log10(255))
+    assert psnr(a, b, per_image=True) == pytest.approx([20 * np.log10(255), 20 * np.log10(255 / 3)])
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255**2 / 5))  # the mean error over both images
+    x = torch.zeros(3, 3, 8, 8)
+    assert psnr(x, x + 0.5, peak=2.0, per_image=True) == pytest.approx([20 * np.log10(4)] * 3)
+    assert psnr(torch.from_numpy(a), a) == float("inf")
 
 
 def test_inception_score_closed_forms():

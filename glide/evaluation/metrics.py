@@ -94,6 +94,17 @@ def clip_score(image_emb: np.ndarray, text_emb: np.ndarray) -> float:
     return float(100 * (a * b).sum(-1).clamp(min=0).mean())
 
 
+def psnr(a, b, peak: float = 255.0, per_image: bool = False):
+    """Peak signal-to-noise ratio in dB of b against a (numpy arrays or tensors of any dtype, compared in float64;
+    `peak` is the value range: 255 for uint8 images, 2 for [-1, 1]). One number, or one per leading index with
+    `per_image`. Identical images give inf. For saved-PNG comparisons pass both through glide.images.to_uint8."""
+    a, b = (np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64) for x in (a, b))
+    mse = ((a - b) ** 2).mean(axis=tuple(range(1, a.ndim)) if per_image else None)
+    with np.errstate(divide="ignore"):
+        out = 10 * np.log10(peak**2 / mse)
+    return out if per_image else float(out)
+
+
 def drawn_colour(images: np.ndarray, white: int = 235, min_pixels: int = 21) -> np.ndarray:
     """Mean RGB of each image's drawn pixels (any channel below `white`: not the white ground of emoji art), [N, 3]
     from uint8 [N, H, W, 3]; white where an image draws fewer than `min_pixels`. The distance between a sample's and
