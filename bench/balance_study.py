@@ -21,9 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -77,26 +75,17 @@ def run_name(args, name: str) -> str:
     return name if args.train_seed == 0 else f"{name}-s{args.train_seed}"
 
 
-def train_command(args, name: str) -> list[str]:
-    ns = argparse.Namespace(data=args.out, runs=args.runs)
+def register(args, name: str) -> str:
+    """Make a recipe (and its training seed) one of bench/recipe_study.py's, so that its train and eval run it
+    unchanged; returns the run's name."""
     sets = {**RECIPES[name][1], **({"seed": args.train_seed} if args.train_seed else {})}
     recipe_study.RECIPES[run_name(args, name)] = (RECIPES[name][0], sets, args.images)
-    return recipe_study.train_command(ns, run_name(args, name))
+    return run_name(args, name)
 
 
 def cmd_train(args) -> None:
-    for name in args.names:
-        out = Path(args.runs) / run_name(args, name)
-        cmd = train_command(args, name)
-        print(f"{name}: {recipe_study.shown(cmd)}", flush=True)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        seconds = time.perf_counter() - t0
-        subprocess.run([sys.executable, "-m", "glide", "export", str(out / "run"), "--out", str(out / "model")],
-                       check=True, stdout=subprocess.DEVNULL)
-        (out / "train.json").write_text(json.dumps({"seconds": round(seconds, 1), "images": args.images,
-                                                    "command": recipe_study.shown(cmd)}) + "\n")
-        print(f"{name}: trained in {seconds / 60:.1f} min", flush=True)
+    runs = [register(args, name) for name in args.names]
+    recipe_study.cmd_train(argparse.Namespace(data=args.out, runs=args.runs, names=runs))
 
 
 def other_tone(caption: str, rng: np.random.Generator) -> str:
@@ -114,11 +103,9 @@ def cmd_eval(args) -> None:
 
     from glide.pipeline import Pipeline
 
-    runs = [run_name(args, name) for name in args.names]
-    study_args = argparse.Namespace(data=args.study, runs=args.runs, samples=args.samples, names=runs)
-    for name, run in zip(args.names, runs):  # the object scores, as the recipe study computes them
-        recipe_study.RECIPES.setdefault(run, (RECIPES[name][0], {}, args.images))
-    recipe_study.cmd_eval(study_args)
+    runs = [register(args, name) for name in args.names]
+    # the object scores, as the recipe study computes them (on its slice: the object concepts' held-out pairs)
+    recipe_study.cmd_eval(argparse.Namespace(data=args.study, runs=args.runs, samples=args.samples, names=runs))
     for name, run in zip(args.names, runs):
         out = Path(args.runs) / run
         pipe = Pipeline.from_pretrained(out / "model")
